@@ -1,0 +1,273 @@
+"""The authorization code flow: from a reauthorization link to stored tokens.
+
+One callback URL serves every connection (`SITE_URL/oauth/callback/`). Each trip to the consent
+page is an AuthorizationRequest row keyed by a hash of its `state`, holding the PKCE verifier
+(RFC 7636) and a hash of a secret kept in the starting browser's session, so a callback is
+accepted once, only in the browser that started it, and only within a few minutes. Nothing is
+stored unless the grant is complete: tokens, a refresh token, and the pinned account.
+"""
+
+import hashlib
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import F
+from django.urls import reverse
+from django.utils import timezone
+
+from alerts.links import consume_reauth_link
+from alerts.models import ReauthLink
+from connections import oauth
+from connections.expiry import access_expiry, refresh_expiry
+from connections.lifecycle import client_for, settle_status
+from connections.models import AuthorizationRequest, Connection
+
+logger = logging.getLogger(__name__)
+
+REQUEST_LIFETIME = timedelta(minutes=15)
+
+
+class AuthorizationFailed(Exception):
+    """The flow ended without storing anything. `kind` is a stable machine-readable reason."""
+
+    def __init__(self, kind: str, message: str, *, connection: Connection | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.connection = connection
+
+
+@dataclass(frozen=True)
+class Identity:
+    account_id: str
+    label: str
+
+
+def _hash(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def callback_url() -> str:
+    return settings.SITE_URL + reverse("oauth-callback")
+
+
+def requested_scope(connection: Connection) -> str:
+    return connection.scopes or connection.provider.default_scopes
+
+
+def start_authorization(
+    connection: Connection, *, browser_secret: str, link: ReauthLink | None = None
+) -> str:
+    """Record a new authorization request and return the provider's consent-page URL."""
+    provider = connection.provider
+    state = secrets.token_urlsafe(32)
+    verifier = secrets.token_urlsafe(64) if provider.use_pkce else ""
+    now = timezone.now()
+    AuthorizationRequest.objects.create(
+        connection=connection,
+        reauth_link=link,
+        state_hash=_hash(state),
+        browser_hash=_hash(browser_secret),
+        code_verifier=verifier,
+        expires_at=now + REQUEST_LIFETIME,
+    )
+    return oauth.build_authorization_url(
+        authorize_url=provider.authorize_url,
+        client_id=connection.client_id,
+        redirect_uri=callback_url(),
+        scope=requested_scope(connection),
+        state=state,
+        code_verifier=verifier or None,
+        extra_params={str(k): str(v) for k, v in provider.extra_authorize_params.items()},
+    )
+
+
+def _claim_request(*, state: str, browser_secret: str) -> AuthorizationRequest:
+    request = (
+        AuthorizationRequest.objects.select_related("connection__provider", "reauth_link")
+        .filter(state_hash=_hash(state))
+        .first()
+        if state
+        else None
+    )
+    if request is None:
+        raise AuthorizationFailed(
+            "unknown_state",
+            "This response does not match any authorization started here (the state is unknown "
+            "or forged). Nothing was stored.",
+        )
+    connection = request.connection
+    if request.completed_at is not None:
+        raise AuthorizationFailed(
+            "replayed",
+            "This authorization response was already used. Nothing was stored.",
+            connection=connection,
+        )
+    if request.expires_at <= timezone.now():
+        raise AuthorizationFailed(
+            "expired",
+            "This authorization took too long and expired. Open the link again.",
+            connection=connection,
+        )
+    if not secrets.compare_digest(request.browser_hash, _hash(browser_secret)):
+        raise AuthorizationFailed(
+            "wrong_browser",
+            "This authorization was started in another browser. Open the link again here.",
+            connection=connection,
+        )
+    claimed = AuthorizationRequest.objects.filter(pk=request.pk, completed_at__isnull=True).update(
+        completed_at=timezone.now()
+    )
+    if not claimed:
+        raise AuthorizationFailed(
+            "replayed",
+            "This authorization response was already used. Nothing was stored.",
+            connection=connection,
+        )
+    return request
+
+
+def _missing_refresh_token_hint(connection: Connection) -> str:
+    provider = connection.provider
+    scopes = requested_scope(connection).split()
+    params = provider.extra_authorize_params
+    hints = []
+    if "offline_access" not in scopes and params.get("access_type") != "offline":
+        hints.append(
+            "add the `offline_access` scope (or `access_type=offline` for Google-style providers)"
+        )
+    if params.get("prompt") != "consent":
+        hints.append("send `prompt=consent` so the provider issues a new refresh token")
+    if not hints:
+        hints.append("check that the client is allowed the refresh_token grant at the provider")
+    return "; ".join(hints)
+
+
+def _identity(connection: Connection, token: oauth.TokenResponse) -> Identity | None:
+    provider = connection.provider
+    claims = oauth.jwt_claims(token.id_token)
+    if claims.get("sub"):
+        audience = claims.get("aud")
+        audiences = audience if isinstance(audience, list) else [audience]
+        if connection.client_id not in audiences:
+            raise AuthorizationFailed(
+                "bad_id_token", "The id_token was issued to another client.", connection=connection
+            )
+        if provider.issuer and claims.get("iss", "").rstrip("/") != provider.issuer.rstrip("/"):
+            raise AuthorizationFailed(
+                "bad_id_token", "The id_token names another issuer.", connection=connection
+            )
+        label = claims.get("email") or claims.get("preferred_username") or claims.get("name") or ""
+        return Identity(str(claims["sub"]), str(label))
+    if provider.userinfo_url:
+        try:
+            info = oauth.fetch_userinfo(provider.userinfo_url, access_token=token.access_token)
+        except oauth.OAuthError as exc:
+            logger.warning("connection %s: userinfo failed (%s)", connection.slug, exc.code)
+            return None
+        account = info.get("sub") or info.get("id") or info.get("user_id")
+        if account:
+            label = info.get("email") or info.get("preferred_username") or info.get("name") or ""
+            return Identity(str(account), str(label))
+    return None
+
+
+def complete_authorization(*, state: str, code: str, error: str, browser_secret: str) -> Connection:
+    """Finish the flow from the callback's query parameters; raise AuthorizationFailed."""
+    request = _claim_request(state=state, browser_secret=browser_secret)
+    connection = request.connection
+    if error:
+        AuthorizationRequest.objects.filter(pk=request.pk).update(outcome=f"error: {error}"[:200])
+        message = (
+            "Consent was declined at the provider. Nothing was stored."
+            if error == "access_denied"
+            else f"The provider returned an error ({error}). Nothing was stored."
+        )
+        raise AuthorizationFailed(error[:64], message, connection=connection)
+    if not code:
+        raise AuthorizationFailed(
+            "no_code", "The provider sent no authorization code.", connection=connection
+        )
+    if request.reauth_link and not request.reauth_link.is_usable():
+        raise AuthorizationFailed(
+            "link_used",
+            "This reauthorization link was already used or expired. Nothing was stored.",
+            connection=connection,
+        )
+    try:
+        token = oauth.exchange_code(
+            client_for(connection),
+            code=code,
+            redirect_uri=callback_url(),
+            code_verifier=request.code_verifier or None,
+        )
+    except oauth.OAuthError as exc:
+        if exc.code == "invalid_grant":
+            message = "The provider rejected the authorization code (already used or expired)."
+        elif exc.permanent:
+            message = f"The provider refused the code exchange ({exc.code})."
+        else:
+            message = f"The provider could not be reached ({exc.code}); open the link again."
+        raise AuthorizationFailed(
+            exc.code[:64], message + " Nothing was stored.", connection=connection
+        ) from exc
+    if not token.refresh_token:
+        raise AuthorizationFailed(
+            "no_refresh_token",
+            "The provider granted access but issued no refresh token, so the connection could "
+            "not be kept alive. Nothing was stored. To fix: "
+            f"{_missing_refresh_token_hint(connection)}.",
+            connection=connection,
+        )
+    identity = _identity(connection, token)
+    if connection.account_id and (identity is None or identity.account_id != connection.account_id):
+        seen = identity.label or identity.account_id if identity else "an unknown account"
+        raise AuthorizationFailed(
+            "account_mismatch",
+            f"This connection belongs to {connection.account_label or connection.account_id}, "
+            f"but consent was given as {seen}. Nothing was stored.",
+            connection=connection,
+        )
+    if request.reauth_link and not consume_reauth_link(request.reauth_link):
+        raise AuthorizationFailed(
+            "link_used",
+            "This reauthorization link was already used. Nothing was stored.",
+            connection=connection,
+        )
+    store_grant(connection, token, identity)
+    AuthorizationRequest.objects.filter(pk=request.pk).update(outcome="authorized")
+    return Connection.objects.select_related("provider").get(pk=connection.pk)
+
+
+def store_grant(
+    connection: Connection, token: oauth.TokenResponse, identity: Identity | None
+) -> None:
+    """Write a new grant's tokens. Bumping `version` makes any in-flight refresh of the old grant
+    discard its result instead of overwriting this one."""
+    now = timezone.now()
+    access_at, access_source = access_expiry(token, connection, now=now)
+    refresh_at, refresh_source = refresh_expiry(token, connection, now=now, new_grant=True)
+    fields = {
+        "access_token": token.access_token,
+        "token_type": token.token_type,
+        "access_expires_at": access_at,
+        "access_expiry_source": access_source,
+        "refresh_token": token.refresh_token,
+        "refresh_issued_at": now,
+        "refresh_expires_at": refresh_at,
+        "refresh_expiry_source": refresh_source,
+        "authorized_at": now,
+        "last_refreshed_at": now,
+        "granted_scopes": (token.scope or requested_scope(connection))[:1000],
+        "failure_count": 0,
+        "next_attempt_at": None,
+        "last_error_code": "",
+        "version": F("version") + 1,
+    }
+    if identity is not None:
+        fields |= {"account_id": identity.account_id[:255], "account_label": identity.label[:255]}
+    Connection.objects.filter(pk=connection.pk).update(**fields)
+    fresh = Connection.objects.select_related("provider").get(pk=connection.pk)
+    fresh.change_status(settle_status(fresh), reason="authorized at the provider's consent page")

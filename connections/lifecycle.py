@@ -1,0 +1,338 @@
+"""The refresh engine: a valid access token on demand, one provider call per expiry.
+
+Rules (DESIGN.md, "Refresh rules"):
+- Refresh when the access token expires within the connection's threshold (or the caller's
+  `min_ttl`).
+- Single flight: a caller claims a lease with a conditional UPDATE, calls the provider outside
+  any transaction, writes the result with `WHERE version = <version it read under the lease>`
+  and releases. Others poll and re-read. No database lock is held across an HTTP call, so this
+  works the same across threads, processes and hosts, on SQLite and PostgreSQL.
+- A rotated refresh token is written in the same UPDATE as the new access token; with no new
+  refresh token the old one is kept. The refresh token sent is always re-read under the lease,
+  so a rotated-away token is never sent again.
+- Permanent errors (RFC 6749 §5.2) → `needs_reauth`, after a re-read shows no other caller
+  refreshed meanwhile. Transient errors keep every token, back off exponentially with jitter
+  (honouring Retry-After) and make the connection `degraded` after repeated failures.
+"""
+
+import logging
+import os
+import random
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db.models import F
+from django.utils import timezone
+
+from connections import oauth
+from connections.expiry import access_expiry, refresh_expiry
+from connections.models import Connection, RefreshAttempt
+
+logger = logging.getLogger(__name__)
+
+Status = Connection.Status
+Trigger = RefreshAttempt.Trigger
+
+BACKOFF_BASE_SECONDS = 30
+BACKOFF_CAP_SECONDS = 3600
+
+
+class TokenUnavailable(Exception):
+    """No valid access token can be served; `code` names why (for APIs and the CLI)."""
+
+    code = "unavailable"
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class NeedsReauth(TokenUnavailable):
+    code = "needs_reauth"
+
+
+class NotAuthorized(TokenUnavailable):
+    code = "not_authorized"
+
+
+class ConnectionDisabled(TokenUnavailable):
+    code = "disabled"
+
+
+class ProviderUnavailable(TokenUnavailable):
+    code = "provider_unavailable"
+
+
+@dataclass(frozen=True)
+class _Config:
+    lease_seconds: float
+    wait_seconds: float
+    degraded_after: int
+    warning_days: int
+
+
+def _config() -> _Config:
+    cfg = settings.TOKENADMIN
+    return _Config(
+        lease_seconds=cfg["LEASE_SECONDS"],
+        wait_seconds=cfg["WAIT_SECONDS"],
+        degraded_after=cfg["DEGRADED_AFTER_FAILURES"],
+        warning_days=max(cfg["WARNING_DAYS"], default=14),
+    )
+
+
+def _lease_owner() -> str:
+    return (
+        f"{socket.gethostname()[:60]}:{os.getpid()}:{threading.get_ident()}:{uuid.uuid4().hex[:8]}"
+    )
+
+
+def client_for(connection: Connection) -> oauth.Client:
+    provider = connection.provider
+    return oauth.Client(
+        client_id=connection.client_id,
+        client_secret=connection.client_secret,
+        token_url=provider.token_url,
+        auth_method=provider.token_endpoint_auth_method,
+    )
+
+
+def _reload(connection: Connection) -> Connection:
+    return Connection.objects.select_related("provider").get(pk=connection.pk)
+
+
+def _raise_if_unusable(connection: Connection) -> None:
+    if connection.status == Status.DISABLED:
+        raise ConnectionDisabled(f"{connection.slug} is disabled.")
+    if connection.status == Status.PENDING:
+        raise NotAuthorized(f"{connection.slug} has not been authorized yet.")
+    if connection.status == Status.NEEDS_REAUTH:
+        raise NeedsReauth(
+            f"{connection.slug} needs reauthorization: {connection.status_reason or 'grant lost'}"
+        )
+
+
+def get_access_token(connection: Connection, *, min_ttl: int | None = None) -> Connection:
+    """Return the connection holding an access token valid for at least the threshold.
+
+    Refreshes when needed (single flight). When the provider is down but the current token still
+    covers `min_ttl` (or is simply unexpired), that token is served rather than an error.
+    """
+    connection = _reload(connection)
+    if connection.status == Status.DISABLED:
+        raise ConnectionDisabled(f"{connection.slug} is disabled.")
+    need = max(connection.refresh_threshold, min_ttl or 0)
+    if connection.access_token_valid_for(need):
+        # Served even when the grant needs reauthorization: the token itself still works.
+        return connection
+    try:
+        return refresh_connection(connection, trigger=Trigger.ON_DEMAND, min_ttl=min_ttl)
+    except ProviderUnavailable:
+        current = _reload(connection)
+        if current.access_token_valid_for(min_ttl or 0):
+            return current
+        raise
+
+
+def refresh_connection(
+    connection: Connection,
+    *,
+    trigger: str,
+    force: bool = False,
+    min_ttl: int | None = None,
+) -> Connection:
+    """Refresh the access token unless another caller already did; return the connection.
+
+    `force` refreshes even a valid token (the admin's "refresh now", `POST …/refresh`) and
+    ignores back-off, but still counts a refresh that another caller finished while we waited.
+    """
+    cfg = _config()
+    owner = _lease_owner()
+    deadline = time.monotonic() + cfg.wait_seconds
+    seen_version = connection.version
+    while True:
+        current = _reload(connection)
+        need = max(current.refresh_threshold, min_ttl or 0)
+        if force and current.version != seen_version:
+            return current
+        if not force and current.access_token_valid_for(need):
+            return current
+        _raise_if_unusable(current)
+        now = timezone.now()
+        if not force and current.next_attempt_at and current.next_attempt_at > now:
+            raise ProviderUnavailable(
+                f"{current.slug}: provider failing; next attempt at {current.next_attempt_at:%X}",
+                retry_after=(current.next_attempt_at - now).total_seconds(),
+            )
+        if Connection.objects.claim_lease(current.pk, owner=owner, seconds=cfg.lease_seconds):
+            try:
+                return _refresh_under_lease(
+                    current,
+                    trigger=trigger,
+                    force=force,
+                    seen_version=seen_version,
+                    need=need,
+                    cfg=cfg,
+                )
+            finally:
+                Connection.objects.release_lease(current.pk, owner=owner)
+        if time.monotonic() > deadline:
+            raise ProviderUnavailable(
+                f"{current.slug}: another refresh is still running", retry_after=5
+            )
+        time.sleep(random.uniform(0.02, 0.06))
+
+
+def _refresh_under_lease(
+    leased: Connection, *, trigger: str, force: bool, seen_version: int, need: int, cfg: _Config
+) -> Connection:
+    # Re-read under the lease: the refresh token may have rotated since the caller looked.
+    connection = _reload(leased)
+    if force and connection.version != seen_version:
+        return connection
+    if not force and connection.access_token_valid_for(need):
+        return connection
+    _raise_if_unusable(connection)
+    if not connection.refresh_token:
+        connection.change_status(Status.NEEDS_REAUTH, reason="no refresh token was issued")
+        raise NeedsReauth(f"{connection.slug} has no refresh token; reauthorize it.")
+
+    started_at = timezone.now()
+    clock = time.monotonic()
+    try:
+        token = oauth.refresh(client_for(connection), refresh_token=connection.refresh_token)
+    except oauth.OAuthError as exc:
+        attempt = RefreshAttempt(
+            connection=connection,
+            started_at=started_at,
+            duration_ms=int((time.monotonic() - clock) * 1000),
+            trigger=trigger,
+            error_code=exc.code[:64],
+            http_status=exc.http_status,
+            message=str(exc)[:500],
+        )
+        if exc.permanent:
+            return _record_permanent_failure(connection, exc, attempt)
+        _record_transient_failure(connection, exc, attempt, cfg)
+        raise ProviderUnavailable(
+            f"{connection.slug}: provider error ({exc.code})", retry_after=exc.retry_after
+        ) from exc
+    return _store_refresh(connection, token, started_at, clock, trigger, cfg)
+
+
+def _store_refresh(
+    connection: Connection,
+    token: oauth.TokenResponse,
+    started_at: datetime,
+    clock: float,
+    trigger: str,
+    cfg: _Config,
+) -> Connection:
+    now = timezone.now()
+    access_at, access_source = access_expiry(token, connection, now=now)
+    refresh_at, refresh_source = refresh_expiry(token, connection, now=now, new_grant=False)
+    fields = {
+        "access_token": token.access_token,
+        "token_type": token.token_type,
+        "access_expires_at": access_at,
+        "access_expiry_source": access_source,
+        "refresh_expires_at": refresh_at,
+        "refresh_expiry_source": refresh_source,
+        "last_refreshed_at": now,
+        "failure_count": 0,
+        "next_attempt_at": None,
+        "last_error_code": "",
+        "version": F("version") + 1,
+    }
+    if token.refresh_token:
+        # Rotation: the new refresh token goes in the same UPDATE as the access token.
+        fields |= {"refresh_token": token.refresh_token, "refresh_issued_at": now}
+    if token.scope:
+        fields["granted_scopes"] = token.scope[:1000]
+    written = Connection.objects.filter(pk=connection.pk, version=connection.version).update(
+        **fields
+    )
+    RefreshAttempt.objects.create(
+        connection=connection,
+        started_at=started_at,
+        duration_ms=int((time.monotonic() - clock) * 1000),
+        trigger=trigger,
+        outcome=RefreshAttempt.Outcome.SUCCESS,
+        rotated=bool(token.refresh_token),
+        access_expires_at=access_at,
+    )
+    if not written:
+        # Only a new consent writes tokens without the lease; it wins, and ours are moot.
+        logger.warning(
+            "connection %s: tokens replaced during refresh; keeping the newer grant",
+            connection.slug,
+        )
+    fresh = _reload(connection)
+    if fresh.status in (Status.DEGRADED, Status.ACTIVE, Status.EXPIRING):
+        fresh.change_status(settle_status(fresh, cfg=cfg, now=now), reason="refresh succeeded")
+    return fresh
+
+
+def settle_status(
+    connection: Connection, *, cfg: _Config | None = None, now: datetime | None = None
+) -> str:
+    """`expiring` when the reauthorize-by date is inside the warning window, else `active`."""
+    cfg = cfg or _config()
+    now = now or timezone.now()
+    reauthorize_by = connection.reauthorize_by
+    if reauthorize_by is not None and reauthorize_by - now <= timedelta(days=cfg.warning_days):
+        return Status.EXPIRING
+    return Status.ACTIVE
+
+
+def _record_permanent_failure(
+    connection: Connection, exc: oauth.OAuthError, attempt: RefreshAttempt
+) -> Connection:
+    attempt.outcome = RefreshAttempt.Outcome.PERMANENT_ERROR
+    attempt.save()
+    fresh = _reload(connection)
+    if fresh.version != connection.version and fresh.access_token_valid_for(0):
+        # Lost a race (rule 6): someone else refreshed and our refresh token was stale.
+        return fresh
+    Connection.objects.filter(pk=connection.pk).update(
+        failure_count=F("failure_count") + 1, last_error_code=exc.code[:64]
+    )
+    if exc.code in ("invalid_client", "unauthorized_client"):
+        reason = f"the provider rejected the client credentials ({exc.code}); check id and secret"
+    else:
+        reason = f"the provider rejected the refresh token ({exc.code})"
+    fresh.change_status(Status.NEEDS_REAUTH, reason=reason)
+    raise NeedsReauth(f"{connection.slug} needs reauthorization: {reason}")
+
+
+def backoff_seconds(failures: int, retry_after: float | None = None) -> float:
+    """Exponential back-off with jitter, capped; never sooner than the provider's Retry-After."""
+    ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(0, failures - 1))
+    delay = random.uniform(ceiling / 2, ceiling)
+    return max(delay, retry_after or 0)
+
+
+def _record_transient_failure(
+    connection: Connection, exc: oauth.OAuthError, attempt: RefreshAttempt, cfg: _Config
+) -> None:
+    attempt.outcome = RefreshAttempt.Outcome.TRANSIENT_ERROR
+    attempt.save()
+    failures = connection.failure_count + 1
+    now = timezone.now()
+    Connection.objects.filter(pk=connection.pk).update(
+        failure_count=failures,
+        last_error_code=exc.code[:64],
+        next_attempt_at=now + timedelta(seconds=backoff_seconds(failures, exc.retry_after)),
+    )
+    logger.warning(
+        "connection %s: transient refresh failure %d (%s)", connection.slug, failures, exc.code
+    )
+    if failures >= cfg.degraded_after or not connection.access_token_valid_for(0, now=now):
+        connection.change_status(
+            Status.DEGRADED, reason=f"{failures} refresh failures in a row; last: {exc.code}"
+        )

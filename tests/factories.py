@@ -1,0 +1,39 @@
+from datetime import timedelta
+
+import factory
+from django.utils import timezone
+
+from connections.models import Connection, Provider
+
+
+class ProviderFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Provider
+
+    slug = factory.Sequence(lambda n: f"provider-{n}")
+    name = factory.Sequence(lambda n: f"Provider {n}")
+    authorize_url = "https://auth.example.com/authorize"
+    token_url = "https://auth.example.com/token"
+    default_scopes = "openid offline_access"
+
+
+class ConnectionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Connection
+
+    name = factory.Sequence(lambda n: f"Connection {n}")
+    slug = factory.Sequence(lambda n: f"connection-{n}")
+    provider = factory.SubFactory(ProviderFactory)
+    client_id = factory.Sequence(lambda n: f"client-{n}")
+    client_secret = "client-secret-value"
+
+    class Params:
+        authorized = factory.Trait(
+            status=Connection.Status.ACTIVE,
+            access_token=factory.Sequence(lambda n: f"access-token-{n}"),
+            refresh_token=factory.Sequence(lambda n: f"refresh-token-{n}"),
+            token_type="Bearer",
+            access_expires_at=factory.LazyFunction(lambda: timezone.now() + timedelta(hours=1)),
+            authorized_at=factory.LazyFunction(timezone.now),
+            refresh_issued_at=factory.LazyFunction(timezone.now),
+        )

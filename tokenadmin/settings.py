@@ -1,0 +1,168 @@
+"""tokenadmin settings: one file, everything from the environment (django-environ).
+
+A local `.env` beside manage.py is read when present; `make run` writes one with random keys on
+first run. Outside it, a missing secret stops start-up with a message naming the variable to set.
+"""
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+
+def _required(name: str, hint: str) -> str:
+    value = env.str(name, default="")
+    if not value:
+        raise ImproperlyConfigured(
+            f"{name} is not set. {hint} Put it in the environment or in {BASE_DIR / '.env'} "
+            "(`make run` writes one with random keys on first run)."
+        )
+    return value
+
+
+SECRET_KEY = _required("SECRET_KEY", "It signs sessions and reauthorization links.")
+# django-cryptography derives its AES key from CRYPTOGRAPHY_KEY (its HMAC still uses SECRET_KEY).
+CRYPTOGRAPHY_KEY = _required("ENCRYPTION_KEY", "It encrypts tokens and client secrets at rest.")
+
+DEBUG = env.bool("DEBUG", default=False)
+SITE_URL = env.str("SITE_URL", default="http://localhost:8000").rstrip("/")
+_site = urlsplit(SITE_URL)
+if _site.scheme not in ("http", "https") or not _site.hostname:
+    raise ImproperlyConfigured(f"SITE_URL must be an absolute http(s) URL, got {SITE_URL!r}.")
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[_site.hostname, "localhost", "127.0.0.1"])
+CSRF_TRUSTED_ORIGINS = env.list(
+    "CSRF_TRUSTED_ORIGINS", default=[f"{_site.scheme}://{_site.netloc}"]
+)
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_htmx",
+    "django_q",
+    "connections",
+    "alerts",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    # gunicorn serves no static files; whitenoise does, compressed and cache-busted.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "tokenadmin.urls"
+WSGI_APPLICATION = "tokenadmin.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL lets readers run beside the one writer; IMMEDIATE takes the write lock at BEGIN so
+    # read-then-write transactions wait (busy_timeout) instead of failing "database is locked".
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "init_command": (
+                "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;"
+            ),
+            "transaction_mode": "IMMEDIATE",
+        }
+    )
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "admin:login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env.str("TIME_ZONE", default="UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+
+vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default=f"tokenadmin@{_site.hostname}")
+
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = _site.scheme == "https"
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    # urllib3 logs request URLs at DEBUG; keep it quiet so query strings never reach logs.
+    "loggers": {"urllib3": {"level": "WARNING"}, "authlib": {"level": "WARNING"}},
+}
+
+# --- tokenadmin behaviour -------------------------------------------------------------------
+TOKENADMIN = {
+    # Every HTTP call to a provider has this timeout (seconds).
+    "HTTP_TIMEOUT": env.float("TOKENADMIN_HTTP_TIMEOUT", default=10.0),
+    # A refresh lease outlives the HTTP timeout, so a holder never loses it mid-call.
+    "LEASE_SECONDS": env.float("TOKENADMIN_LEASE_SECONDS", default=30.0),
+    # How long a caller waits for another holder's refresh before giving up.
+    "WAIT_SECONDS": env.float("TOKENADMIN_WAIT_SECONDS", default=35.0),
+    # Reauthorization links stay valid this many days.
+    "REAUTH_LINK_DAYS": env.int("TOKENADMIN_REAUTH_LINK_DAYS", default=7),
+    # Transient failures in a row before a connection is `degraded`.
+    "DEGRADED_AFTER_FAILURES": env.int("TOKENADMIN_DEGRADED_AFTER_FAILURES", default=3),
+    # Warn this many days before the reauthorize-by date.
+    "WARNING_DAYS": env.list("TOKENADMIN_WARNING_DAYS", cast=int, default=[14, 7, 3, 1]),
+}
+
+# --- django-q2 ------------------------------------------------------------------------------
+Q_CLUSTER = {
+    "name": "tokenadmin",
+    "workers": env.int("Q_WORKERS", default=2),
+    "timeout": 90,  # a task's hard limit; must stay below `retry`
+    "retry": 120,
+    "max_attempts": 3,
+    "catch_up": False,
+    "save_limit": 1000,
+    "ack_failures": True,
+    "orm": "default",
+}
+REDIS_URL = env.str("REDIS_URL", default="")
+if REDIS_URL:
+    Q_CLUSTER.pop("orm")
+    Q_CLUSTER["redis"] = REDIS_URL
