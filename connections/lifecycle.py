@@ -126,7 +126,7 @@ def get_access_token(connection: Connection, *, min_ttl: int | None = None) -> C
     connection = _reload(connection)
     if connection.status == Status.DISABLED:
         raise ConnectionDisabled(f"{connection.slug} is disabled.")
-    need = max(connection.refresh_threshold, min_ttl or 0)
+    need = connection.refresh_margin(min_ttl)
     if connection.access_token_valid_for(need):
         # Served even when the grant needs reauthorization: the token itself still works.
         return connection
@@ -157,8 +157,9 @@ def refresh_connection(
     seen_version = connection.version
     while True:
         current = _reload(connection)
-        need = max(current.refresh_threshold, min_ttl or 0)
-        if force and current.version != seen_version:
+        need = current.refresh_margin(min_ttl)
+        if current.version != seen_version and current.access_token_valid_for(0):
+            # Another caller refreshed while we waited: single flight means we take theirs.
             return current
         if not force and current.access_token_valid_for(need):
             return current
@@ -193,7 +194,7 @@ def _refresh_under_lease(
 ) -> Connection:
     # Re-read under the lease: the refresh token may have rotated since the caller looked.
     connection = _reload(leased)
-    if force and connection.version != seen_version:
+    if connection.version != seen_version and connection.access_token_valid_for(0):
         return connection
     if not force and connection.access_token_valid_for(need):
         return connection

@@ -1,0 +1,154 @@
+from datetime import timedelta
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from connections.models import ApiKey, Connection
+from tests.factories import ConnectionFactory
+
+
+def _client_with(raw_key: str) -> Client:
+    return Client(HTTP_AUTHORIZATION=f"Bearer {raw_key}")
+
+
+@pytest.fixture
+def key_for_authorized(authorized_connection):
+    _, raw_key = ApiKey.issue(name="pipeline", connections=[authorized_connection])
+    return raw_key
+
+
+def test_it_serves_a_valid_token_without_secrets(authorized_connection, key_for_authorized):
+    response = _client_with(key_for_authorized).get("/api/v1/connections/analytics/token")
+    assert response.status_code == 200
+    body = response.json()
+    authorized_connection.refresh_from_db()
+    assert body["access_token"] == authorized_connection.access_token
+    assert body["connection"] == body["served_by"] == "analytics"
+    assert body["status"] == "active"
+    assert 3500 < body["expires_in"] <= 3600
+    text = response.content.decode()
+    assert authorized_connection.refresh_token not in text
+    assert authorized_connection.client_secret not in text
+
+
+def test_it_refreshes_when_min_ttl_is_not_met(
+    authorized_connection, key_for_authorized, auth_server_clean
+):
+    old = authorized_connection.access_token
+    response = _client_with(key_for_authorized).get(
+        "/api/v1/connections/analytics/token?min_ttl=7200"
+    )
+    # The provider's tokens live 3600 s: the refresh happens, and the token is served anyway.
+    assert response.status_code == 200
+    assert response.json()["access_token"] != old
+    assert auth_server_clean.stats()["refresh_calls"] == 1
+
+
+def test_it_forces_a_refresh_on_post(authorized_connection, key_for_authorized, auth_server_clean):
+    old = authorized_connection.access_token
+    response = _client_with(key_for_authorized).post("/api/v1/connections/analytics/refresh")
+    assert response.status_code == 200
+    assert response.json()["access_token"] != old
+    assert auth_server_clean.stats()["refresh_calls"] == 1
+
+
+@pytest.mark.django_db
+def test_it_rejects_missing_and_wrong_keys():
+    ConnectionFactory(slug="analytics", authorized=True)
+    for client in (Client(), _client_with("tka_wrong"), Client(HTTP_AUTHORIZATION="Basic x")):
+        response = client.get("/api/v1/connections/analytics/token")
+        assert response.status_code == 401
+        assert response.json()["error"] == "unauthorized"
+        assert response["WWW-Authenticate"].startswith("Bearer")
+
+
+@pytest.mark.django_db
+def test_it_rejects_revoked_keys():
+    connection = ConnectionFactory(slug="analytics", authorized=True)
+    key, raw_key = ApiKey.issue(name="old", connections=[connection])
+    ApiKey.objects.filter(pk=key.pk).update(revoked_at=timezone.now())
+    assert _client_with(raw_key).get("/api/v1/connections/analytics/token").status_code == 401
+
+
+@pytest.mark.django_db
+def test_it_forbids_connections_outside_the_keys_scope():
+    ConnectionFactory(slug="analytics", authorized=True)
+    other = ConnectionFactory(slug="billing", authorized=True)
+    _, raw_key = ApiKey.issue(name="billing-only", connections=[other])
+    response = _client_with(raw_key).get("/api/v1/connections/analytics/token")
+    assert response.status_code == 403
+    listed = _client_with(raw_key).get("/api/v1/connections").json()["connections"]
+    assert [c["slug"] for c in listed] == ["billing"]
+
+
+@pytest.mark.django_db
+def test_it_answers_404_for_unknown_connections():
+    _, raw_key = ApiKey.issue(name="all", all_connections=True)
+    response = _client_with(raw_key).get("/api/v1/connections/nope/token")
+    assert response.status_code == 404
+    assert response.json()["error"] == "not_found"
+
+
+@pytest.mark.django_db
+def test_it_answers_409_when_a_person_must_act():
+    ConnectionFactory(slug="fresh")
+    ConnectionFactory(
+        slug="dead",
+        authorized=True,
+        status=Connection.Status.NEEDS_REAUTH,
+        access_expires_at=timezone.now() - timedelta(minutes=1),
+    )
+    _, raw_key = ApiKey.issue(name="all", all_connections=True)
+    client = _client_with(raw_key)
+    pending = client.get("/api/v1/connections/fresh/token")
+    assert (pending.status_code, pending.json()["error"]) == (409, "not_authorized")
+    dead = client.get("/api/v1/connections/dead/token")
+    assert (dead.status_code, dead.json()["error"]) == (409, "needs_reauth")
+
+
+@pytest.mark.django_db
+def test_it_validates_min_ttl():
+    ConnectionFactory(slug="analytics", authorized=True)
+    _, raw_key = ApiKey.issue(name="all", all_connections=True)
+    for bad in ("abc", "-5", "999999"):
+        response = _client_with(raw_key).get(f"/api/v1/connections/analytics/token?min_ttl={bad}")
+        assert response.status_code == 400
+
+
+def test_it_answers_503_with_retry_after_when_the_provider_is_down(
+    authorized_connection, key_for_authorized, auth_server_clean
+):
+    Connection.objects.filter(pk=authorized_connection.pk).update(
+        access_expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    auth_server_clean.set_fault("503_retry_after", count=1)
+    response = _client_with(key_for_authorized).get("/api/v1/connections/analytics/token")
+    assert response.status_code == 503
+    assert response.json()["error"] == "provider_unavailable"
+    assert int(response["Retry-After"]) >= 7
+
+
+def test_it_fails_over_to_the_backup_connection(authorized_connection, auth_server_clean):
+    backup = ConnectionFactory(slug="analytics-backup", authorized=True)
+    Connection.objects.filter(pk=authorized_connection.pk).update(
+        backup=backup,
+        status=Connection.Status.NEEDS_REAUTH,
+        access_expires_at=timezone.now() - timedelta(seconds=1),
+    )
+    _, raw_key = ApiKey.issue(name="pipeline", connections=[authorized_connection])
+    response = _client_with(raw_key).get("/api/v1/connections/analytics/token")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["served_by"] == "analytics-backup"
+    assert body["access_token"] == backup.access_token
+    assert body["status"] == "needs_reauth"
+
+
+@pytest.mark.django_db
+def test_it_lists_connections_with_a_constant_number_of_queries(django_assert_max_num_queries):
+    connections = ConnectionFactory.create_batch(15, authorized=True)
+    _, raw_key = ApiKey.issue(name="all", all_connections=True)
+    with django_assert_max_num_queries(4):
+        response = _client_with(raw_key).get("/api/v1/connections")
+    assert len(response.json()["connections"]) == len(connections)
