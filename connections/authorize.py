@@ -14,15 +14,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 
 from alerts.links import consume_reauth_link
 from alerts.models import ReauthLink
 from connections import oauth
-from connections.expiry import access_expiry, refresh_expiry
-from connections.lifecycle import client_for, settle_status
+from connections.lifecycle import client_for, settle_status, token_fields
 from connections.models import AuthorizationRequest, Connection
 
 logger = logging.getLogger(__name__)
@@ -246,26 +244,8 @@ def store_grant(
 ) -> None:
     """Write a new grant's tokens. Bumping `version` makes any in-flight refresh of the old grant
     discard its result instead of overwriting this one."""
-    now = timezone.now()
-    access_at, access_source = access_expiry(token, connection, now=now)
-    refresh_at, refresh_source = refresh_expiry(token, connection, now=now, new_grant=True)
-    fields = {
-        "access_token": token.access_token,
-        "token_type": token.token_type,
-        "access_expires_at": access_at,
-        "access_expiry_source": access_source,
-        "refresh_token": token.refresh_token,
-        "refresh_issued_at": now,
-        "refresh_expires_at": refresh_at,
-        "refresh_expiry_source": refresh_source,
-        "authorized_at": now,
-        "last_refreshed_at": now,
-        "granted_scopes": (token.scope or requested_scope(connection))[:1000],
-        "failure_count": 0,
-        "next_attempt_at": None,
-        "last_error_code": "",
-        "version": F("version") + 1,
-    }
+    fields = token_fields(connection, token, now=timezone.now(), new_grant=True)
+    fields.setdefault("granted_scopes", requested_scope(connection)[:1000])
     if identity is not None:
         fields |= {"account_id": identity.account_id[:255], "account_label": identity.label[:255]}
     Connection.objects.filter(pk=connection.pk).update(**fields)

@@ -15,6 +15,7 @@ Rules (DESIGN.md, "Refresh rules"):
   (honouring Retry-After) and make the connection `degraded` after repeated failures.
 """
 
+import copy
 import logging
 import os
 import random
@@ -24,6 +25,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db.models import F
@@ -145,11 +147,13 @@ def refresh_connection(
     trigger: str,
     force: bool = False,
     min_ttl: int | None = None,
+    wait: bool = True,
 ) -> Connection:
     """Refresh the access token unless another caller already did; return the connection.
 
-    `force` refreshes even a valid token (the admin's "refresh now", `POST …/refresh`) and
-    ignores back-off, but still counts a refresh that another caller finished while we waited.
+    `force` refreshes even a valid token (the admin's "refresh now", `POST …/refresh`, renewal)
+    and ignores back-off, but still counts a refresh that another caller finished while we
+    waited. `wait=False` (the sweeps) returns at once when another caller holds the lease.
     """
     cfg = _config()
     owner = _lease_owner()
@@ -182,6 +186,8 @@ def refresh_connection(
                 )
             finally:
                 Connection.objects.release_lease(current.pk, owner=owner)
+        if not wait:
+            return current
         if time.monotonic() > deadline:
             raise ProviderUnavailable(
                 f"{current.slug}: another refresh is still running", retry_after=5
@@ -226,18 +232,17 @@ def _refresh_under_lease(
     return _store_refresh(connection, token, started_at, clock, trigger, cfg)
 
 
-def _store_refresh(
-    connection: Connection,
-    token: oauth.TokenResponse,
-    started_at: datetime,
-    clock: float,
-    trigger: str,
-    cfg: _Config,
-) -> Connection:
-    now = timezone.now()
+def token_fields(
+    connection: Connection, token: oauth.TokenResponse, *, now: datetime, new_grant: bool
+) -> dict[str, Any]:
+    """The column values a token response writes, in one UPDATE with a version bump.
+
+    Includes the rotated refresh token (or keeps the old one when none came back), both expiries
+    with their sources, and the sweeps' due times derived from them.
+    """
     access_at, access_source = access_expiry(token, connection, now=now)
-    refresh_at, refresh_source = refresh_expiry(token, connection, now=now, new_grant=False)
-    fields = {
+    refresh_at, refresh_source = refresh_expiry(token, connection, now=now, new_grant=new_grant)
+    fields: dict[str, Any] = {
         "access_token": token.access_token,
         "token_type": token.token_type,
         "access_expires_at": access_at,
@@ -248,13 +253,29 @@ def _store_refresh(
         "failure_count": 0,
         "next_attempt_at": None,
         "last_error_code": "",
-        "version": F("version") + 1,
     }
     if token.refresh_token:
-        # Rotation: the new refresh token goes in the same UPDATE as the access token.
         fields |= {"refresh_token": token.refresh_token, "refresh_issued_at": now}
     if token.scope:
         fields["granted_scopes"] = token.scope[:1000]
+    if new_grant:
+        fields["authorized_at"] = now
+    after = copy.copy(connection)
+    for name, value in fields.items():
+        setattr(after, name, value)
+    return fields | after.due_times() | {"version": F("version") + 1}
+
+
+def _store_refresh(
+    connection: Connection,
+    token: oauth.TokenResponse,
+    started_at: datetime,
+    clock: float,
+    trigger: str,
+    cfg: _Config,
+) -> Connection:
+    now = timezone.now()
+    fields = token_fields(connection, token, now=now, new_grant=False)
     written = Connection.objects.filter(pk=connection.pk, version=connection.version).update(
         **fields
     )
@@ -265,7 +286,8 @@ def _store_refresh(
         trigger=trigger,
         outcome=RefreshAttempt.Outcome.SUCCESS,
         rotated=bool(token.refresh_token),
-        access_expires_at=access_at,
+        access_expires_at=fields["access_expires_at"],
+        message=_refresh_expiry_note(fields),
     )
     if not written:
         # Only a new consent writes tokens without the lease; it wins, and ours are moot.
@@ -277,6 +299,12 @@ def _store_refresh(
     if fresh.status in (Status.DEGRADED, Status.ACTIVE, Status.EXPIRING):
         fresh.change_status(settle_status(fresh, cfg=cfg, now=now), reason="refresh succeeded")
     return fresh
+
+
+def _refresh_expiry_note(fields: dict[str, Any]) -> str:
+    expires_at = fields["refresh_expires_at"]
+    when = f"{expires_at:%Y-%m-%d %H:%M} UTC" if expires_at else "unknown"
+    return f"refresh token expires {when} ({fields['refresh_expiry_source']})"
 
 
 def settle_status(

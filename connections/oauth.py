@@ -276,6 +276,38 @@ def refresh(client: Client, *, refresh_token: str) -> TokenResponse:
     return token
 
 
+def _send(
+    method: str,
+    url: str,
+    *,
+    headers: dict[str, str],
+    timeout: float | None,
+    data: dict[str, str] | None = None,
+    auth: tuple[str, str] | None = None,
+) -> requests.Response:
+    """One HTTP call outside the token endpoint; non-2xx answers become classified errors."""
+    try:
+        response = requests.request(
+            method, url, headers=headers, data=data, auth=auth, timeout=_timeout(timeout)
+        )
+    except requests.Timeout as exc:
+        raise OAuthError("timeout", "the provider did not answer in time", permanent=False) from exc
+    except requests.RequestException as exc:
+        raise OAuthError("connection_error", type(exc).__name__, permanent=False) from exc
+    status = response.status_code
+    if status in (401, 403):
+        raise OAuthError("unauthorized", f"HTTP {status}", permanent=True, http_status=status)
+    if not 200 <= status < 300:
+        raise OAuthError(
+            "bad_response",
+            f"HTTP {status}",
+            permanent=False,
+            http_status=status,
+            retry_after=_retry_after(response),
+        )
+    return response
+
+
 def _get_json(
     url: str,
     *,
@@ -285,34 +317,14 @@ def _get_json(
     data: dict[str, str] | None = None,
     auth: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
-    try:
-        response = requests.request(
-            method,
-            url,
-            headers={"Accept": "application/json", **headers},
-            data=data,
-            auth=auth,
-            timeout=_timeout(timeout),
-        )
-    except requests.Timeout as exc:
-        raise OAuthError("timeout", "the provider did not answer in time", permanent=False) from exc
-    except requests.RequestException as exc:
-        raise OAuthError("connection_error", type(exc).__name__, permanent=False) from exc
-    if response.status_code in (401, 403):
-        raise OAuthError(
-            "unauthorized",
-            f"HTTP {response.status_code}",
-            permanent=True,
-            http_status=response.status_code,
-        )
-    if response.status_code != 200:
-        raise OAuthError(
-            "bad_response",
-            f"HTTP {response.status_code}",
-            permanent=False,
-            http_status=response.status_code,
-            retry_after=_retry_after(response),
-        )
+    response = _send(
+        method,
+        url,
+        headers={"Accept": "application/json", **headers},
+        timeout=timeout,
+        data=data,
+        auth=auth,
+    )
     try:
         body = response.json()
     except ValueError as exc:
@@ -329,6 +341,15 @@ def _get_json(
 def fetch_userinfo(url: str, *, access_token: str, timeout: float | None = None) -> dict[str, Any]:
     """OpenID Connect UserInfo (OIDC Core §5.3) or any JSON 'who am I' endpoint."""
     return _get_json(url, headers={"Authorization": f"Bearer {access_token}"}, timeout=timeout)
+
+
+def probe(url: str, *, access_token: str, timeout: float | None = None) -> int:
+    """GET `url` with the access token as a health canary; return the (2xx) status.
+
+    401 and 403 are permanent (the token or grant is rejected); other failures are transient.
+    """
+    headers = {"Authorization": f"Bearer {access_token}"}
+    return _send("GET", url, headers=headers, timeout=timeout).status_code
 
 
 def introspect(client: Client, url: str, *, token: str, hint: str) -> dict[str, Any]:

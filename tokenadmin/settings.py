@@ -146,6 +146,15 @@ TOKENADMIN = {
     "REAUTH_LINK_DAYS": env.int("TOKENADMIN_REAUTH_LINK_DAYS", default=7),
     # Transient failures in a row before a connection is `degraded`.
     "DEGRADED_AFTER_FAILURES": env.int("TOKENADMIN_DEGRADED_AFTER_FAILURES", default=3),
+    # The access-token sweep: how often it runs, how many connections it takes per run, how many
+    # it refreshes at once and how long it may spend (below Q_CLUSTER's timeout).
+    "SWEEP_INTERVAL_SECONDS": env.int("TOKENADMIN_SWEEP_INTERVAL_SECONDS", default=60),
+    "SWEEP_BATCH": env.int("TOKENADMIN_SWEEP_BATCH", default=5000),
+    "SWEEP_CONCURRENCY": env.int("TOKENADMIN_SWEEP_CONCURRENCY", default=16),
+    "SWEEP_BUDGET_SECONDS": env.float("TOKENADMIN_SWEEP_BUDGET_SECONDS", default=75.0),
+    # Cron of the daily expiry monitor and hours between health checks (setup_schedules).
+    "MONITOR_CRON": env.str("TOKENADMIN_MONITOR_CRON", default="0 3 * * *"),
+    "HEALTH_CHECK_HOURS": env.int("TOKENADMIN_HEALTH_CHECK_HOURS", default=6),
     # Warn this many days before the reauthorize-by date.
     "WARNING_DAYS": env.list("TOKENADMIN_WARNING_DAYS", cast=int, default=[14, 7, 3, 1]),
 }

@@ -1,0 +1,79 @@
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from django.utils import timezone
+from django_q.models import Schedule
+
+
+@dataclass(frozen=True)
+class Declared:
+    name: str
+    func: str
+    schedule_type: str
+    minutes: int | None = None
+    cron: str | None = None
+
+
+def declared_schedules() -> list[Declared]:
+    cfg = settings.TOKENADMIN
+    return [
+        Declared(
+            "tokenadmin: access-token sweep",
+            "connections.tasks.sweep_access_tokens",
+            Schedule.MINUTES,
+            minutes=max(1, cfg["SWEEP_INTERVAL_SECONDS"] // 60),
+        ),
+        Declared(
+            "tokenadmin: refresh-token renewal",
+            "connections.tasks.renew_refresh_tokens",
+            Schedule.HOURLY,
+        ),
+        Declared(
+            "tokenadmin: expiry monitor",
+            "connections.tasks.monitor_expiry",
+            Schedule.CRON,
+            cron=cfg["MONITOR_CRON"],
+        ),
+        Declared(
+            "tokenadmin: health checks",
+            "connections.tasks.check_all_health",
+            Schedule.MINUTES,
+            minutes=60 * cfg["HEALTH_CHECK_HOURS"],
+        ),
+    ]
+
+
+class Command(BaseCommand):
+    help = (
+        "Declare every periodic task (idempotent). A schedule that exists keeps the timing an "
+        "admin gave it in the Django admin; only its task function is corrected. Delete a "
+        "schedule in the admin and run this again to get the default timing back."
+    )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        for declared in declared_schedules():
+            schedule, created = Schedule.objects.get_or_create(
+                name=declared.name,
+                defaults={
+                    "func": declared.func,
+                    "schedule_type": declared.schedule_type,
+                    "minutes": declared.minutes,
+                    "cron": declared.cron,
+                    "repeats": -1,
+                    "next_run": timezone.now(),
+                },
+            )
+            if not created and schedule.func != declared.func:
+                Schedule.objects.filter(pk=schedule.pk).update(func=declared.func)
+            verb = "created" if created else "kept"
+            self.stdout.write(f"{verb}: {declared.name} ({self._timing(schedule)})")
+
+    @staticmethod
+    def _timing(schedule: Schedule) -> str:
+        if schedule.schedule_type == Schedule.CRON:
+            return f"cron {schedule.cron}"
+        if schedule.schedule_type == Schedule.MINUTES:
+            return f"every {schedule.minutes} min"
+        return schedule.get_schedule_type_display().lower()

@@ -1,0 +1,248 @@
+"""Providers, connections and the rows that record what happened to them.
+
+Token values and the client secret live in encrypted columns (`*_encrypted` in the database);
+on the model they are plain attributes that never appear in `__str__`, `repr` or the admin.
+"""
+
+import hashlib
+from datetime import datetime, timedelta
+
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models, transaction
+from django.db.models import Q
+from django.utils import timezone
+from django_cryptography.fields import encrypt
+
+from connections.models.provider import ExpirySource, Provider, RefreshExpiry
+
+DEFAULT_RENEWAL_FRACTION = 0.8
+
+
+class ConnectionQuerySet(models.QuerySet):
+    def claim_lease(self, pk: int, *, owner: str, seconds: float) -> bool:
+        """Take the refresh lease if nobody holds a live one (one conditional UPDATE)."""
+        now = timezone.now()
+        claimed = (
+            self.filter(pk=pk)
+            .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+            .update(lease_owner=owner, lease_until=now + timedelta(seconds=seconds))
+        )
+        return claimed == 1
+
+    def release_lease(self, pk: int, *, owner: str) -> None:
+        self.filter(pk=pk, lease_owner=owner).update(lease_owner="", lease_until=None)
+
+
+class Connection(models.Model):
+    """One authorized grant: one OAuth client at one provider, for one provider account."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending (never authorized)"
+        ACTIVE = "active", "Active"
+        EXPIRING = "expiring", "Expiring (reauthorize soon)"
+        NEEDS_REAUTH = "needs_reauth", "Needs reauthorization"
+        DEGRADED = "degraded", "Degraded (refresh failing)"
+        DISABLED = "disabled", "Disabled"
+
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(unique=True)
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="connections")
+    backup = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="primaries"
+    )
+
+    client_id = models.CharField(max_length=500)
+    client_secret = encrypt(models.TextField(blank=True, db_column="client_secret_encrypted"))
+    scopes = models.CharField(
+        max_length=1000, blank=True, help_text="Space-separated; blank uses the provider's."
+    )
+    granted_scopes = models.CharField(max_length=1000, blank=True)
+
+    access_token = encrypt(models.TextField(blank=True, db_column="access_token_encrypted"))
+    token_type = models.CharField(max_length=40, blank=True)
+    access_expires_at = models.DateTimeField(null=True, blank=True)
+    access_expiry_source = models.CharField(
+        max_length=16, choices=ExpirySource.choices, default=ExpirySource.UNKNOWN
+    )
+    refresh_token = encrypt(models.TextField(blank=True, db_column="refresh_token_encrypted"))
+    refresh_issued_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the current refresh token was issued or renewed."
+    )
+    refresh_expires_at = models.DateTimeField(null=True, blank=True)
+    refresh_expiry_source = models.CharField(
+        max_length=16, choices=ExpirySource.choices, default=ExpirySource.UNKNOWN
+    )
+    refresh_lifetime_override = models.DurationField(null=True, blank=True)
+    refresh_expiry_override = models.CharField(
+        max_length=16, choices=RefreshExpiry.choices, blank=True
+    )
+    authorized_at = models.DateTimeField(null=True, blank=True)
+    last_refreshed_at = models.DateTimeField(null=True, blank=True)
+
+    account_id = models.CharField(
+        max_length=255, blank=True, help_text="Pinned provider account (OIDC sub or userinfo id)."
+    )
+    account_label = models.CharField(max_length=255, blank=True)
+
+    refresh_threshold = models.PositiveIntegerField(
+        default=300, help_text="Refresh when the access token expires within this many seconds."
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    status_reason = models.CharField(max_length=500, blank=True)
+    status_changed_at = models.DateTimeField(default=timezone.now)
+
+    failure_count = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_error_code = models.CharField(max_length=64, blank=True)
+
+    lease_owner = models.CharField(max_length=128, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    version = models.PositiveBigIntegerField(default=0, help_text="Bumped on every token write.")
+
+    renewal_fraction = models.FloatField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.05), MaxValueValidator(0.95)],
+        help_text="Overrides the provider's renewal fraction.",
+    )
+    health_check_url = models.URLField(
+        max_length=500,
+        blank=True,
+        help_text="A cheap GET that needs the access token; blank uses userinfo or introspection.",
+    )
+    # When the sweeps should act, kept beside the token fields they derive from (see
+    # `due_times`) so that the every-minute selection is one indexed range scan.
+    refresh_due_at = models.DateTimeField(null=True, blank=True, editable=False)
+    renew_due_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ConnectionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        indexes = [
+            models.Index(fields=["refresh_due_at"], name="conn_refresh_due_idx"),
+            models.Index(fields=["renew_due_at"], name="conn_renew_due_idx"),
+            models.Index(fields=["status", "access_expires_at"], name="conn_status_access_idx"),
+            models.Index(fields=["refresh_expires_at"], name="conn_refresh_expires_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    # --- token predicates -----------------------------------------------------------------
+    @property
+    def is_authorized(self) -> bool:
+        return bool(self.access_token)
+
+    def access_token_valid_for(self, seconds: float, *, now: datetime | None = None) -> bool:
+        """True when the access token exists and will not expire within `seconds`.
+
+        An access token of unknown expiry counts as valid: there is nothing to go by.
+        """
+        if not self.access_token:
+            return False
+        if self.access_expires_at is None:
+            return True
+        now = now or timezone.now()
+        return self.access_expires_at - now > timedelta(seconds=seconds)
+
+    def refresh_margin(self, min_ttl: int | None = None) -> int:
+        """Seconds of validity below which the access token is refreshed.
+
+        The connection's threshold, but at most half the token's lifetime, so a provider whose
+        tokens live shorter than the threshold is not refreshed on every call; raised to the
+        caller's `min_ttl` when one is asked for.
+        """
+        margin = self.refresh_threshold
+        if self.access_expires_at and self.last_refreshed_at:
+            lifetime = (self.access_expires_at - self.last_refreshed_at).total_seconds()
+            margin = min(margin, max(0, int(lifetime // 2)))
+        return max(margin, min_ttl or 0)
+
+    @property
+    def effective_renewal_fraction(self) -> float:
+        return self.renewal_fraction or self.provider.renewal_fraction or DEFAULT_RENEWAL_FRACTION
+
+    @property
+    def is_renewable(self) -> bool:
+        """Whether using the refresh token pushes its expiry back (sliding or rotating)."""
+        kind = self.effective_refresh_expiry
+        if kind == RefreshExpiry.ABSOLUTE or kind == RefreshExpiry.NONE:
+            return False
+        return kind == RefreshExpiry.SLIDING or bool(self.provider.rotates_refresh_tokens)
+
+    def due_times(self) -> dict[str, datetime | None]:
+        """`refresh_due_at` and `renew_due_at` from the token fields; saved with every token write.
+
+        The access token is due `refresh_margin()` before it expires. A renewable refresh token is
+        due once it is `effective_renewal_fraction` of its lifetime old, counted from its last use
+        (`last_refreshed_at`): day 72 of a 90-day sliding window by default.
+        """
+        refresh_due_at = renew_due_at = None
+        if self.access_expires_at and self.refresh_token:
+            refresh_due_at = self.access_expires_at - timedelta(seconds=self.refresh_margin())
+        anchor = self.last_refreshed_at
+        if anchor and self.refresh_token and self.is_renewable:
+            lifetime = self.effective_refresh_lifetime
+            if self.refresh_expires_at and self.refresh_expiry_source in (
+                ExpirySource.RESPONSE,
+                ExpirySource.JWT,
+            ):
+                lifetime = self.refresh_expires_at - anchor
+            if lifetime:
+                renew_due_at = anchor + lifetime * self.effective_renewal_fraction
+        return {"refresh_due_at": refresh_due_at, "renew_due_at": renew_due_at}
+
+    @property
+    def effective_refresh_expiry(self) -> str:
+        return self.refresh_expiry_override or self.provider.refresh_token_expiry
+
+    @property
+    def effective_refresh_lifetime(self) -> timedelta | None:
+        return self.refresh_lifetime_override or self.provider.refresh_token_lifetime
+
+    @property
+    def reauthorize_by(self) -> datetime | None:
+        """The date a person must re-consent by, when no renewal can push it back.
+
+        Sliding refresh tokens are renewed by use, so they have none; absolute ones (and ones
+        whose kind is unknown but whose expiry is known) must be reauthorized before they die.
+        """
+        if self.refresh_expires_at is None:
+            return None
+        if self.effective_refresh_expiry == RefreshExpiry.SLIDING:
+            return None
+        return self.refresh_expires_at
+
+    def fingerprint(self, field: str) -> str:
+        """A short, non-reversible tag for a secret, so admins can tell tokens apart."""
+        value = getattr(self, field)
+        if not value:
+            return ""
+        return hashlib.sha256(value.encode()).hexdigest()[:8]
+
+    # --- single-row state changes ---------------------------------------------------------
+    def change_status(self, to_status: str, *, reason: str) -> bool:
+        """Move to `to_status` and record the transition; a no-op if already there."""
+        with transaction.atomic():
+            current = (
+                Connection.objects.select_for_update()
+                .filter(pk=self.pk)
+                .values_list("status", flat=True)
+                .first()
+            )
+            if current is None or current == to_status:
+                self.status = current or self.status
+                return False
+            now = timezone.now()
+            Connection.objects.filter(pk=self.pk).update(
+                status=to_status, status_reason=reason[:500], status_changed_at=now
+            )
+            self.status_changes.create(
+                from_status=current, to_status=to_status, reason=reason[:500]
+            )
+        self.status, self.status_reason, self.status_changed_at = to_status, reason[:500], now
+        return True

@@ -1,0 +1,118 @@
+"""Rows that record what happened to a connection: transitions, refreshes, consent trips."""
+
+from django.db import models
+from django.utils import timezone
+from django_cryptography.fields import encrypt
+
+from connections.models.connection import Connection
+
+
+class StatusChange(models.Model):
+    """A transition of a connection's status. Alerts are derived from these rows."""
+
+    connection = models.ForeignKey(
+        Connection, on_delete=models.CASCADE, related_name="status_changes"
+    )
+    from_status = models.CharField(max_length=16, choices=Connection.Status.choices)
+    to_status = models.CharField(max_length=16, choices=Connection.Status.choices)
+    reason = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    processed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the alert worker claimed it."
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["processed_at", "created_at"], name="statuschange_todo_idx")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.connection}: {self.from_status} → {self.to_status}"
+
+
+class RefreshAttempt(models.Model):
+    """One call to a provider's token endpoint with a refresh token. Never holds token values."""
+
+    class Outcome(models.TextChoices):
+        SUCCESS = "success", "Success"
+        PERMANENT_ERROR = "permanent_error", "Permanent error"
+        TRANSIENT_ERROR = "transient_error", "Transient error"
+
+    class Trigger(models.TextChoices):
+        ON_DEMAND = "on_demand", "On demand (API or CLI)"
+        FORCED = "forced", "Forced"
+        SWEEP = "sweep", "Background sweep"
+        RENEWAL = "renewal", "Refresh-token renewal"
+
+    connection = models.ForeignKey(
+        Connection, on_delete=models.CASCADE, related_name="refresh_attempts"
+    )
+    started_at = models.DateTimeField(default=timezone.now)
+    duration_ms = models.PositiveIntegerField(default=0)
+    trigger = models.CharField(max_length=16, choices=Trigger.choices)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices)
+    error_code = models.CharField(max_length=64, blank=True)
+    http_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    message = models.CharField(max_length=500, blank=True)
+    rotated = models.BooleanField(
+        default=False, help_text="The provider issued a new refresh token."
+    )
+    access_expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        indexes = [models.Index(fields=["connection", "-started_at"], name="attempt_conn_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.connection} {self.outcome} at {self.started_at:%Y-%m-%d %H:%M:%S}"
+
+
+class AuthorizationRequest(models.Model):
+    """One trip to a provider's consent page: the `state` (hashed) and PKCE verifier."""
+
+    connection = models.ForeignKey(
+        Connection, on_delete=models.CASCADE, related_name="authorization_requests"
+    )
+    reauth_link = models.ForeignKey(
+        "alerts.ReauthLink", null=True, blank=True, on_delete=models.SET_NULL
+    )
+    state_hash = models.CharField(max_length=64, unique=True)
+    browser_hash = models.CharField(max_length=64)
+    code_verifier = encrypt(models.TextField(db_column="code_verifier_encrypted"))
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    completed_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=200, blank=True)
+
+    def __str__(self) -> str:
+        return f"authorization of {self.connection} at {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class HealthCheck(models.Model):
+    """One canary call made with a connection's access token."""
+
+    class Method(models.TextChoices):
+        USERINFO = "userinfo", "UserInfo endpoint"
+        INTROSPECTION = "introspection", "Token introspection (RFC 7662)"
+        URL = "url", "Connection's test URL"
+
+    connection = models.ForeignKey(
+        Connection, on_delete=models.CASCADE, related_name="health_checks"
+    )
+    checked_at = models.DateTimeField(default=timezone.now)
+    method = models.CharField(max_length=16, choices=Method.choices)
+    ok = models.BooleanField()
+    http_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    latency_ms = models.PositiveIntegerField(default=0)
+    error_code = models.CharField(max_length=64, blank=True)
+    message = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-checked_at"]
+        indexes = [models.Index(fields=["connection", "-checked_at"], name="health_conn_idx")]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.connection} {'ok' if self.ok else 'failed'} at {self.checked_at:%Y-%m-%d %H:%M}"
+        )
