@@ -30,8 +30,12 @@ LIVE_STATUSES = (Status.ACTIVE, Status.EXPIRING, Status.DEGRADED)
 
 @dataclass(frozen=True)
 class Job:
+    """One connection to refresh: so its token covers `min_ttl` seconds, or, with `lookahead`,
+    its refresh margin plus that many seconds (so it is not due again before the next sweep)."""
+
     connection_id: int
     min_ttl: int | None = None
+    lookahead: int = 0
 
 
 def _eligible(now: datetime) -> QuerySet[Connection]:
@@ -102,8 +106,11 @@ def _refresh_one(job: Job, *, trigger: str, force: bool, deadline: float) -> str
     try:
         connection = Connection.objects.select_related("provider").get(pk=job.connection_id)
         before = connection.version
+        min_ttl = job.min_ttl
+        if job.lookahead:
+            min_ttl = max(min_ttl or 0, connection.refresh_margin() + job.lookahead)
         after = refresh_connection(
-            connection, trigger=trigger, force=force, min_ttl=job.min_ttl, wait=False
+            connection, trigger=trigger, force=force, min_ttl=min_ttl, wait=False
         )
         return "refreshed" if after.version != before else "skipped"
     except Connection.DoesNotExist:
@@ -140,7 +147,10 @@ def sweep_access_tokens(*, now: datetime | None = None) -> Counter[str]:
         for pk in select_due_refreshes(now=now, horizon=interval, limit=cfg["SWEEP_BATCH"])
     }
     for job in select_pipeline_refreshes(now=now, limit=cfg["SWEEP_BATCH"]):
-        jobs[job.connection_id] = job
+        already = jobs.get(job.connection_id)
+        jobs[job.connection_id] = Job(
+            job.connection_id, min_ttl=job.min_ttl, lookahead=already.lookahead if already else 0
+        )
     outcomes = refresh_many(jobs.values(), trigger=RefreshAttempt.Trigger.SWEEP)
     if outcomes:
         logger.info("access-token sweep: %s", dict(outcomes))
