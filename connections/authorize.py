@@ -59,6 +59,7 @@ def start_authorization(
     connection: Connection, *, browser_secret: str, link: ReauthLink | None = None
 ) -> str:
     """Record a new authorization request and return the provider's consent-page URL."""
+    _refuse_if_disabled(connection)
     provider = connection.provider
     state = secrets.token_urlsafe(32)
     verifier = secrets.token_urlsafe(64) if provider.use_pkce else ""
@@ -143,6 +144,11 @@ def _missing_refresh_token_hint(connection: Connection) -> str:
     return "; ".join(hints)
 
 
+def _bare(issuer: str) -> str:
+    # Google documents both `https://accounts.google.com` and `accounts.google.com` as `iss`.
+    return issuer.removeprefix("https://").rstrip("/")
+
+
 def _identity(connection: Connection, token: oauth.TokenResponse) -> Identity | None:
     provider = connection.provider
     claims = oauth.jwt_claims(token.id_token)
@@ -153,7 +159,7 @@ def _identity(connection: Connection, token: oauth.TokenResponse) -> Identity | 
             raise AuthorizationFailed(
                 "bad_id_token", "The id_token was issued to another client.", connection=connection
             )
-        if provider.issuer and claims.get("iss", "").rstrip("/") != provider.issuer.rstrip("/"):
+        if provider.issuer and _bare(str(claims.get("iss", ""))) != _bare(provider.issuer):
             raise AuthorizationFailed(
                 "bad_id_token", "The id_token names another issuer.", connection=connection
             )
@@ -173,11 +179,37 @@ def _identity(connection: Connection, token: oauth.TokenResponse) -> Identity | 
 
 
 def complete_authorization(*, state: str, code: str, error: str, browser_secret: str) -> Connection:
-    """Finish the flow from the callback's query parameters; raise AuthorizationFailed."""
+    """Finish the flow from the callback's query parameters; raise AuthorizationFailed.
+
+    Every claimed request ends with its outcome recorded, so a refused grant (say, consent given
+    as the wrong account) leaves a trace for the admin and the alerts.
+    """
     request = _claim_request(state=state, browser_secret=browser_secret)
+    try:
+        connection = _finish(request, code=code, error=error)
+    except AuthorizationFailed as exc:
+        AuthorizationRequest.objects.filter(pk=request.pk).update(
+            outcome=f"{exc.kind}: {exc}"[:200]
+        )
+        logger.warning("authorization of %s failed: %s", request.connection.slug, exc.kind)
+        raise
+    AuthorizationRequest.objects.filter(pk=request.pk).update(outcome="authorized")
+    return connection
+
+
+def _refuse_if_disabled(connection: Connection) -> None:
+    if connection.status == Connection.Status.DISABLED:
+        raise AuthorizationFailed(
+            "disabled",
+            "This connection is disabled; an admin must enable it before it can be authorized.",
+            connection=connection,
+        )
+
+
+def _finish(request: AuthorizationRequest, *, code: str, error: str) -> Connection:
     connection = request.connection
+    _refuse_if_disabled(connection)
     if error:
-        AuthorizationRequest.objects.filter(pk=request.pk).update(outcome=f"error: {error}"[:200])
         message = (
             "Consent was declined at the provider. Nothing was stored."
             if error == "access_denied"
@@ -235,7 +267,6 @@ def complete_authorization(*, state: str, code: str, error: str, browser_secret:
             connection=connection,
         )
     store_grant(connection, token, identity)
-    AuthorizationRequest.objects.filter(pk=request.pk).update(outcome="authorized")
     return Connection.objects.select_related("provider").get(pk=connection.pk)
 
 

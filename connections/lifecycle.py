@@ -225,9 +225,9 @@ def _refresh_under_lease(
         )
         if exc.permanent:
             return _record_permanent_failure(connection, exc, attempt)
-        _record_transient_failure(connection, exc, attempt, cfg)
+        delay = _record_transient_failure(connection, exc, attempt, cfg)
         raise ProviderUnavailable(
-            f"{connection.slug}: provider error ({exc.code})", retry_after=exc.retry_after
+            f"{connection.slug}: provider error ({exc.code})", retry_after=delay
         ) from exc
     return _store_refresh(connection, token, started_at, clock, trigger, cfg)
 
@@ -348,15 +348,17 @@ def backoff_seconds(failures: int, retry_after: float | None = None) -> float:
 
 def _record_transient_failure(
     connection: Connection, exc: oauth.OAuthError, attempt: RefreshAttempt, cfg: _Config
-) -> None:
+) -> float:
+    """Record the failure and the back-off; return the seconds until the next attempt."""
     attempt.outcome = RefreshAttempt.Outcome.TRANSIENT_ERROR
     attempt.save()
     failures = connection.failure_count + 1
     now = timezone.now()
+    delay = backoff_seconds(failures, exc.retry_after)
     Connection.objects.filter(pk=connection.pk).update(
         failure_count=failures,
         last_error_code=exc.code[:64],
-        next_attempt_at=now + timedelta(seconds=backoff_seconds(failures, exc.retry_after)),
+        next_attempt_at=now + timedelta(seconds=delay),
     )
     logger.warning(
         "connection %s: transient refresh failure %d (%s)", connection.slug, failures, exc.code
@@ -365,3 +367,4 @@ def _record_transient_failure(
         connection.change_status(
             Status.DEGRADED, reason=f"{failures} refresh failures in a row; last: {exc.code}"
         )
+    return delay

@@ -10,6 +10,7 @@ import base64
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -216,16 +217,48 @@ def _session(client: Client, **kwargs: Any) -> OAuth2Session:
     return session
 
 
-def _call_token_endpoint(client: Client, call) -> TokenResponse:
-    """Run an authlib token call, mapping network failures to transient errors."""
+def _redacted(exc: OAuthError, secrets: tuple[str, ...]) -> OAuthError:
+    """The same error with any echoed secret cut out of the provider's description."""
+    description = exc.description
+    for secret in secrets:
+        if secret:
+            description = description.replace(secret, "[redacted]")
+    if description == exc.description:
+        return exc
+    return OAuthError(
+        exc.code,
+        description,
+        permanent=exc.permanent,
+        http_status=exc.http_status,
+        retry_after=exc.retry_after,
+    )
+
+
+def _call_token_endpoint(
+    client: Client, call: Callable[[], dict[str, Any]], *, sent: tuple[str, ...]
+) -> TokenResponse:
+    """Run an authlib token call, mapping every failure to a classified OAuthError.
+
+    `sent` are the secrets in the request (code, refresh token, client secret): a provider that
+    echoes one in its error description must not carry it into our logs and rows.
+    """
+    secrets = (*sent, client.client_secret)
     try:
         body = call()
-    except OAuthError:
-        raise
+    except OAuthError as exc:
+        raise _redacted(exc, secrets) from None
     except requests.Timeout as exc:
         raise OAuthError("timeout", "the provider did not answer in time", permanent=False) from exc
     except requests.RequestException as exc:
         raise OAuthError("connection_error", type(exc).__name__, permanent=False) from exc
+    except (TypeError, ValueError) as exc:
+        # authlib turns `expires_in` into a number before we see the body.
+        raise OAuthError(
+            "malformed_response",
+            "token response fields have the wrong type",
+            permanent=False,
+            http_status=200,
+        ) from exc
     return _parse_token(dict(body))
 
 
@@ -260,6 +293,7 @@ def exchange_code(
         lambda: session.fetch_token(
             client.token_url, grant_type="authorization_code", code=code, **extra
         ),
+        sent=(code,),
     )
 
 
@@ -267,7 +301,9 @@ def refresh(client: Client, *, refresh_token: str) -> TokenResponse:
     """Use a refresh token (RFC 6749 §6). The scope is left out so the grant's scope is kept."""
     session = _session(client)
     token = _call_token_endpoint(
-        client, lambda: session.refresh_token(client.token_url, refresh_token=refresh_token)
+        client,
+        lambda: session.refresh_token(client.token_url, refresh_token=refresh_token),
+        sent=(refresh_token,),
     )
     if token.refresh_token == refresh_token:
         # authlib copies the old refresh token into a response that had none (RFC 6749 §6:

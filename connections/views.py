@@ -22,6 +22,11 @@ def _browser_secret(request: HttpRequest) -> str:
     return secret
 
 
+def _failure_page(request: HttpRequest, exc: AuthorizationFailed) -> HttpResponse:
+    context = {"ok": False, "kind": exc.kind, "message": str(exc), "connection": exc.connection}
+    return render(request, "connections/flow_result.html", context, status=400)
+
+
 @require_GET
 @never_cache
 def reauth(request: HttpRequest, token: str) -> HttpResponse:
@@ -34,7 +39,12 @@ def reauth(request: HttpRequest, token: str) -> HttpResponse:
             {"ok": False, "kind": exc.reason, "message": str(exc)},
             status=410 if exc.reason in ("expired", "consumed") else 400,
         )
-    url = start_authorization(link.connection, browser_secret=_browser_secret(request), link=link)
+    try:
+        url = start_authorization(
+            link.connection, browser_secret=_browser_secret(request), link=link
+        )
+    except AuthorizationFailed as exc:
+        return _failure_page(request, exc)
     return redirect(url)
 
 
@@ -50,12 +60,7 @@ def oauth_callback(request: HttpRequest) -> HttpResponse:
             browser_secret=_browser_secret(request),
         )
     except AuthorizationFailed as exc:
-        return render(
-            request,
-            "connections/flow_result.html",
-            {"ok": False, "kind": exc.kind, "message": str(exc), "connection": exc.connection},
-            status=400,
-        )
+        return _failure_page(request, exc)
     return render(
         request,
         "connections/flow_result.html",

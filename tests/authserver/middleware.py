@@ -4,9 +4,13 @@ Faults are answered here, before DOT runs, so a faulted request never consumes a
 authorization code or rotates a refresh token -- like a load balancer failing in front of a
 real provider. The "timeout" mode is the exception: it delays, then lets DOT answer (the
 provider did the work but the client gave up). "stall" delays, then answers 504 without reaching
-DOT (a gateway that timed out in front of the provider).
+DOT (a gateway that timed out in front of the provider). "no_refresh_token" also lets DOT answer,
+then removes ``refresh_token`` from the JSON body of a successful response: a provider that grants
+access but no refresh token (no ``offline_access`` scope, no ``prompt=consent``, or a client not
+allowed the refresh_token grant). DOT did issue one, so the code is consumed all the same.
 """
 
+import json
 import time
 from collections.abc import Callable
 from urllib.parse import parse_qs
@@ -16,6 +20,22 @@ from django.http import HttpRequest, HttpResponse
 from tests.authserver import state
 
 TOKEN_PATH = "/o/token/"
+
+
+def strip_refresh_token(response: HttpResponse) -> HttpResponse:
+    """Drop `refresh_token` from a successful JSON token response, keeping everything else."""
+    if response.status_code != 200:
+        return response
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        return response
+    if not isinstance(body, dict) or "refresh_token" not in body:
+        return response
+    del body["refresh_token"]
+    response.content = json.dumps(body).encode()
+    response["Content-Length"] = str(len(response.content))
+    return response
 
 
 def build_fault_response(mode: str) -> HttpResponse | None:
@@ -56,6 +76,8 @@ class TokenEndpointFaultMiddleware:
         elif fault == "stall":
             time.sleep(fault_delay)
             return HttpResponse("Gateway Timeout", status=504, content_type="text/plain")
+        elif fault == "no_refresh_token":
+            return strip_refresh_token(self.get_response(request))
         elif fault is not None:
             response = build_fault_response(fault)
             if response is not None:

@@ -4,7 +4,17 @@ import threading
 from dataclasses import dataclass, field
 
 FAULT_MODES = frozenset(
-    {"500", "503_retry_after", "429", "timeout", "stall", "garbage", "html_400", "none"}
+    {
+        "500",
+        "503_retry_after",
+        "429",
+        "timeout",
+        "stall",
+        "garbage",
+        "html_400",
+        "no_refresh_token",
+        "none",
+    }
 )
 
 
