@@ -399,53 +399,5 @@ def _status_before_disabling(connection: Connection) -> str:
     return settle_status(connection)
 
 
-class ReadOnlyHistoryAdmin(admin.ModelAdmin):
-    """Rows that record what happened: browsable, never edited by hand."""
-
-    list_select_related = ("connection",)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-@admin.register(StatusChange)
-class StatusChangeAdmin(ReadOnlyHistoryAdmin):
-    list_display = (
-        "connection",
-        "from_status",
-        "to_status",
-        "reason",
-        "created_at",
-        "processed_at",
-    )
-    list_filter = ("to_status", "connection")
-    date_hierarchy = "created_at"
-
-
-@admin.register(RefreshAttempt)
-class RefreshAttemptAdmin(ReadOnlyHistoryAdmin):
-    list_display = (
-        "connection",
-        "started_at",
-        "trigger",
-        "outcome",
-        "error_code",
-        "http_status",
-        "rotated",
-        "duration_ms",
-    )
-    list_filter = ("outcome", "trigger", "connection")
-    date_hierarchy = "started_at"
-
-
-@admin.register(HealthCheck)
-class HealthCheckAdmin(ReadOnlyHistoryAdmin):
-    list_display = ("connection", "checked_at", "method", "ok", "http_status", "latency_ms")
-    list_filter = ("ok", "method", "connection")
-    date_hierarchy = "checked_at"
+# Registers the read-only history and API-key admins.
+from connections import admin_records  # noqa: E402, F401

@@ -243,6 +243,38 @@ def _finish(request: AuthorizationRequest, *, code: str, error: str) -> Connecti
         raise AuthorizationFailed(
             exc.code[:64], message + " Nothing was stored.", connection=connection
         ) from exc
+    try:
+        identity = _accept(request, connection, token)
+    except AuthorizationFailed:
+        _discard_grant(connection, token)
+        raise
+    store_grant(connection, token, identity)
+    return Connection.objects.select_related("provider").get(pk=connection.pk)
+
+
+def _discard_grant(connection: Connection, token: oauth.TokenResponse) -> None:
+    """Best effort: revoke (RFC 7009) a grant the provider issued but we refused to store, so
+    it does not linger at the provider (say, a wrong account's grant to our client)."""
+    revoke_url = connection.provider.revoke_url
+    if not revoke_url:
+        return
+    value, hint = (
+        (token.refresh_token, "refresh_token")
+        if token.refresh_token
+        else (token.access_token, "access_token")
+    )
+    try:
+        oauth.revoke(client_for(connection), revoke_url, token=value, hint=hint)
+    except oauth.OAuthError as exc:
+        logger.warning(
+            "connection %s: could not revoke a refused grant (%s)", connection.slug, exc.code
+        )
+
+
+def _accept(
+    request: AuthorizationRequest, connection: Connection, token: oauth.TokenResponse
+) -> Identity | None:
+    """Check that the grant is complete and belongs to the pinned account; consume the link."""
     if not token.refresh_token:
         raise AuthorizationFailed(
             "no_refresh_token",
@@ -266,8 +298,7 @@ def _finish(request: AuthorizationRequest, *, code: str, error: str) -> Connecti
             "This reauthorization link was already used. Nothing was stored.",
             connection=connection,
         )
-    store_grant(connection, token, identity)
-    return Connection.objects.select_related("provider").get(pk=connection.pk)
+    return identity
 
 
 def store_grant(

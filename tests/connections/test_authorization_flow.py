@@ -325,6 +325,15 @@ def test_it_records_an_account_mismatch(authorized_connection, server):
     assert "account_mismatch" in request.outcome
 
 
+def test_it_revokes_the_grant_it_refused_to_store(authorized_connection, server):
+    server.revoke_all("bob")  # start from no live grant for bob
+    browser = Client()
+    callback = server.consent(start(authorized_connection, browser), username="bob")
+    assert browser.get(local(callback)).status_code == 400
+    # bob's grant was issued by the code exchange, then revoked by us (RFC 7009): none is live.
+    assert server.revoke_all("bob")["revoked_refresh_tokens"] == 0
+
+
 def test_it_replaces_the_tokens_when_the_pinned_account_reauthorizes(authorized_connection, server):
     old_access, old_refresh, old_version, _, _ = snapshot(authorized_connection)
     browser = Client()
