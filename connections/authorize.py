@@ -135,10 +135,10 @@ def _missing_refresh_token_hint(connection: Connection) -> str:
     hints = []
     if "offline_access" not in scopes and params.get("access_type") != "offline":
         hints.append(
-            "add the `offline_access` scope (or `access_type=offline` for Google-style providers)"
+            "add the offline_access scope (or access_type=offline for Google-style providers)"
         )
     if params.get("prompt") != "consent":
-        hints.append("send `prompt=consent` so the provider issues a new refresh token")
+        hints.append("send prompt=consent so the provider issues a new refresh token")
     if not hints:
         hints.append("check that the client is allowed the refresh_token grant at the provider")
     return "; ".join(hints)
@@ -178,7 +178,9 @@ def _identity(connection: Connection, token: oauth.TokenResponse) -> Identity | 
     return None
 
 
-def complete_authorization(*, state: str, code: str, error: str, browser_secret: str) -> Connection:
+def complete_authorization(
+    *, state: str, code: str, error: str, browser_secret: str, issuer: str = ""
+) -> Connection:
     """Finish the flow from the callback's query parameters; raise AuthorizationFailed.
 
     Every claimed request ends with its outcome recorded, so a refused grant (say, consent given
@@ -186,7 +188,7 @@ def complete_authorization(*, state: str, code: str, error: str, browser_secret:
     """
     request = _claim_request(state=state, browser_secret=browser_secret)
     try:
-        connection = _finish(request, code=code, error=error)
+        connection = _finish(request, code=code, error=error, issuer=issuer)
     except AuthorizationFailed as exc:
         AuthorizationRequest.objects.filter(pk=request.pk).update(
             outcome=f"{exc.kind}: {exc}"[:200]
@@ -206,9 +208,18 @@ def _refuse_if_disabled(connection: Connection) -> None:
         )
 
 
-def _finish(request: AuthorizationRequest, *, code: str, error: str) -> Connection:
+def _finish(request: AuthorizationRequest, *, code: str, error: str, issuer: str) -> Connection:
     connection = request.connection
     _refuse_if_disabled(connection)
+    expected = connection.provider.issuer
+    if issuer and expected and _bare(issuer) != _bare(expected):
+        # RFC 9207: a response naming another issuer is a mix-up attack; never send it the code.
+        raise AuthorizationFailed(
+            "issuer_mismatch",
+            "The response names a different authorization server than this connection's. "
+            "Nothing was stored.",
+            connection=connection,
+        )
     if error:
         message = (
             "Consent was declined at the provider. Nothing was stored."

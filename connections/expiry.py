@@ -1,8 +1,8 @@
 """When tokens die: pure functions from a token response and what we know of the provider.
 
 Refresh-token expiry is taken, in order, from the token response's own fields, a JWT `exp`
-claim, the connection's override, the provider's policy; else it is unknown and shown as such,
-never guessed.
+claim, token introspection (RFC 7662, asked only when nothing else is known), the connection's
+override, the provider's policy; else it is unknown and shown as such, never guessed.
 """
 
 from datetime import UTC, datetime, timedelta
@@ -36,7 +36,12 @@ def access_expiry(
 
 
 def refresh_expiry(
-    token: TokenResponse, connection: Connection, *, now: datetime, new_grant: bool
+    token: TokenResponse,
+    connection: Connection,
+    *,
+    now: datetime,
+    new_grant: bool,
+    introspected: datetime | None = None,
 ) -> tuple[datetime | None, str]:
     """When the refresh token in force after `token` expires, and how we know.
 
@@ -55,6 +60,8 @@ def refresh_expiry(
         jwt_exp = _from_timestamp(jwt_claims(token.refresh_token).get("exp"))
         if jwt_exp is not None:
             return jwt_exp, ExpirySource.JWT
+    if introspected is not None:
+        return introspected, ExpirySource.INTROSPECTION
 
     kind = connection.effective_refresh_expiry
     lifetime = connection.effective_refresh_lifetime

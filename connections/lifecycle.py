@@ -24,7 +24,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -33,7 +33,7 @@ from django.utils import timezone
 
 from connections import oauth
 from connections.expiry import access_expiry, refresh_expiry
-from connections.models import Connection, RefreshAttempt
+from connections.models import Connection, ExpirySource, Provider, RefreshAttempt
 
 logger = logging.getLogger(__name__)
 
@@ -126,11 +126,11 @@ def get_access_token(connection: Connection, *, min_ttl: int | None = None) -> C
     covers `min_ttl` (or is simply unexpired), that token is served rather than an error.
     """
     connection = _reload(connection)
-    if connection.status == Status.DISABLED:
-        raise ConnectionDisabled(f"{connection.slug} is disabled.")
+    # A grant that needs reauthorization was most likely revoked, and revoking a grant kills its
+    # access tokens too (RFC 7009 §2.1): refuse, so the caller fails over instead of failing later.
+    _raise_if_unusable(connection)
     need = connection.refresh_margin(min_ttl)
     if connection.access_token_valid_for(need):
-        # Served even when the grant needs reauthorization: the token itself still works.
         return connection
     try:
         return refresh_connection(connection, trigger=Trigger.ON_DEMAND, min_ttl=min_ttl)
@@ -232,6 +232,30 @@ def _refresh_under_lease(
     return _store_refresh(connection, token, started_at, clock, trigger, cfg)
 
 
+def _introspected_refresh_expiry(
+    connection: Connection, token: oauth.TokenResponse, *, now: datetime, new_grant: bool
+) -> datetime | None:
+    """Ask the provider (RFC 7662) when the refresh token expires, if nothing else says."""
+    url = connection.provider.introspect_url
+    if not url:
+        return None
+    _, source = refresh_expiry(token, connection, now=now, new_grant=new_grant)
+    if source != ExpirySource.UNKNOWN:
+        return None
+    refresh_token = token.refresh_token or connection.refresh_token
+    try:
+        answer = oauth.introspect(
+            client_for(connection), url, token=refresh_token, hint="refresh_token"
+        )
+    except oauth.OAuthError as exc:
+        logger.info("connection %s: introspection failed (%s)", connection.slug, exc.code)
+        return None
+    exp = answer.get("exp")
+    if answer.get("active") is not True or not isinstance(exp, int | float):
+        return None
+    return datetime.fromtimestamp(exp, tz=UTC)
+
+
 def token_fields(
     connection: Connection, token: oauth.TokenResponse, *, now: datetime, new_grant: bool
 ) -> dict[str, Any]:
@@ -241,7 +265,13 @@ def token_fields(
     with their sources, and the sweeps' due times derived from them.
     """
     access_at, access_source = access_expiry(token, connection, now=now)
-    refresh_at, refresh_source = refresh_expiry(token, connection, now=now, new_grant=new_grant)
+    refresh_at, refresh_source = refresh_expiry(
+        token,
+        connection,
+        now=now,
+        new_grant=new_grant,
+        introspected=_introspected_refresh_expiry(connection, token, now=now, new_grant=new_grant),
+    )
     fields: dict[str, Any] = {
         "access_token": token.access_token,
         "token_type": token.token_type,
@@ -289,6 +319,11 @@ def _store_refresh(
         access_expires_at=fields["access_expires_at"],
         message=_refresh_expiry_note(fields),
     )
+    if token.refresh_token and connection.provider.rotates_refresh_tokens is None:
+        # Seen it rotate: record it, so renewal knows using the token renews it.
+        Provider.objects.filter(
+            pk=connection.provider_id, rotates_refresh_tokens__isnull=True
+        ).update(rotates_refresh_tokens=True)
     if not written:
         # Only a new consent writes tokens without the lease; it wins, and ours are moot.
         logger.warning(

@@ -28,6 +28,8 @@ from connections.models import Connection, ConsumerSchedule, HealthCheck, Refres
 logger = logging.getLogger(__name__)
 
 Status = Connection.Status
+# A renewable refresh token this close to its expiry means renewal is failing.
+RENEWAL_ALARM = timedelta(days=1)
 
 
 def _when(moment: datetime) -> str:
@@ -41,6 +43,11 @@ def evaluate_expiry(connection: Connection, *, now: datetime) -> tuple[str, str]
     if expires_at is not None and expires_at <= now:
         return Status.NEEDS_REAUTH, f"the refresh token expired on {_when(expires_at)}"
     reauthorize_by = connection.reauthorize_by
+    if reauthorize_by is None and expires_at is not None and expires_at - now <= RENEWAL_ALARM:
+        # Renewable, yet about to lapse: renewal has not been extending it.
+        return Status.EXPIRING, (
+            f"the refresh token expires on {_when(expires_at)} and renewal has not extended it"
+        )
     if reauthorize_by is None:
         return Status.ACTIVE, "no reauthorization deadline"
     for schedule in connection.consumer_schedules.all():

@@ -22,9 +22,15 @@ def _browser_secret(request: HttpRequest) -> str:
     return secret
 
 
+def _no_referrer(response: HttpResponse) -> HttpResponse:
+    # These pages' URLs carry a link token or an authorization code: keep them out of Referer.
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
 def _failure_page(request: HttpRequest, exc: AuthorizationFailed) -> HttpResponse:
     context = {"ok": False, "kind": exc.kind, "message": str(exc), "connection": exc.connection}
-    return render(request, "connections/flow_result.html", context, status=400)
+    return _no_referrer(render(request, "connections/flow_result.html", context, status=400))
 
 
 @require_GET
@@ -33,11 +39,13 @@ def reauth(request: HttpRequest, token: str) -> HttpResponse:
     try:
         link = resolve_reauth_link(token)
     except LinkError as exc:
-        return render(
-            request,
-            "connections/flow_result.html",
-            {"ok": False, "kind": exc.reason, "message": str(exc)},
-            status=410 if exc.reason in ("expired", "consumed") else 400,
+        return _no_referrer(
+            render(
+                request,
+                "connections/flow_result.html",
+                {"ok": False, "kind": exc.reason, "message": str(exc)},
+                status=410 if exc.reason in ("expired", "consumed") else 400,
+            )
         )
     try:
         url = start_authorization(
@@ -58,13 +66,18 @@ def oauth_callback(request: HttpRequest) -> HttpResponse:
             code=params.get("code", ""),
             error=params.get("error", ""),
             browser_secret=_browser_secret(request),
+            issuer=params.get("iss", ""),
         )
     except AuthorizationFailed as exc:
         return _failure_page(request, exc)
-    return render(
-        request,
-        "connections/flow_result.html",
-        {"ok": True, "connection": connection, "message": f"{connection.name} is connected."},
+    account = connection.account_label or connection.account_id
+    message = f"{connection.name} is connected" + (f" as {account}." if account else ".")
+    return _no_referrer(
+        render(
+            request,
+            "connections/flow_result.html",
+            {"ok": True, "connection": connection, "message": message},
+        )
     )
 
 

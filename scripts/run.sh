@@ -85,6 +85,7 @@ start_children() {
         --bind "0.0.0.0:$PORT" \
         --workers "$WEB_CONCURRENCY" \
         --worker-class gthread --threads 4 \
+        --logger-class tokenadmin.logsafety.RedactingGunicornLogger \
         --access-logfile - --error-logfile - &
     web_pid=$!
     "${SETSID[@]}" "$PY" manage.py qcluster &

@@ -208,12 +208,11 @@ class Connection(models.Model):
     def reauthorize_by(self) -> datetime | None:
         """The date a person must re-consent by, when no renewal can push it back.
 
-        Sliding refresh tokens are renewed by use, so they have none; absolute ones (and ones
-        whose kind is unknown but whose expiry is known) must be reauthorized before they die.
+        Renewable refresh tokens (sliding, or seen rotating and not absolute) are renewed by use,
+        so they have none; the expiry monitor still flags one whose renewal stopped working.
+        Absolute ones, and ones of unknown kind whose expiry is known, must be reauthorized.
         """
-        if self.refresh_expires_at is None:
-            return None
-        if self.effective_refresh_expiry == RefreshExpiry.SLIDING:
+        if self.refresh_expires_at is None or self.is_renewable:
             return None
         return self.refresh_expires_at
 
