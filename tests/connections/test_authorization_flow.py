@@ -368,3 +368,31 @@ def test_it_refuses_a_callback_for_a_connection_disabled_meanwhile(authorized_co
     assert failure_kind(response) == "disabled"
     assert snapshot(authorized_connection) == before
     assert resolve_reauth_link(link.split("/reauth/")[1].rstrip("/")).consumed_at is None
+
+
+def test_it_refuses_a_response_from_another_issuer(authorized_connection, server):
+    before = snapshot(authorized_connection)
+    browser = Client()
+    callback = server.consent(start(authorized_connection, browser))
+    calls_before = server.stats()["code_calls"]
+    response = browser.get(local(callback) + "&iss=https%3A%2F%2Fevil.example.com")
+    assert response.status_code == 400
+    assert failure_kind(response) == "issuer_mismatch"
+    # RFC 9207: the code is never sent to the token endpoint after a mix-up.
+    assert server.stats()["code_calls"] == calls_before
+    assert snapshot(authorized_connection) == before
+
+
+def test_it_accepts_a_response_naming_the_right_issuer(dot_connection, server):
+    browser = Client()
+    callback = server.consent(start(dot_connection, browser))
+    response = browser.get(local(callback) + "&iss=" + server.issuer)
+    assert response.status_code == 200, response.content.decode()
+    assert "connected as" in response.content.decode()
+
+
+def test_it_keeps_flow_urls_out_of_the_referer(dot_connection, server):
+    browser = Client()
+    callback = server.consent(start(dot_connection, browser))
+    response = browser.get(local(callback))
+    assert response["Referrer-Policy"] == "no-referrer"
