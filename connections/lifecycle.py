@@ -370,6 +370,9 @@ def _record_permanent_failure(
         reason = f"the provider rejected the client credentials ({exc.code}); check id and secret"
     else:
         reason = f"the provider rejected the refresh token ({exc.code})"
+        if connection.last_error_code == "timeout":
+            # The provider may have rotated the token during the refresh we gave up on.
+            reason += "; the refresh before it timed out, so the provider probably rotated it then"
     fresh.change_status(Status.NEEDS_REAUTH, reason=reason)
     raise NeedsReauth(f"{connection.slug} needs reauthorization: {reason}")
 

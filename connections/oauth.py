@@ -115,8 +115,13 @@ class ProviderMetadata:
     auth_methods_supported: tuple[str, ...] = ()
 
 
-def _timeout(timeout: float | None) -> float:
-    return timeout if timeout is not None else settings.TOKENADMIN["HTTP_TIMEOUT"]
+CONNECT_TIMEOUT = 3.05  # just over a multiple of TCP's 3 s retransmission window
+
+
+def _timeout(timeout: float | None) -> tuple[float, float]:
+    """(connect, read) timeouts for requests: a dead host fails fast, a slow one gets `timeout`."""
+    read = timeout if timeout is not None else settings.TOKENADMIN["HTTP_TIMEOUT"]
+    return min(CONNECT_TIMEOUT, read), read
 
 
 def _retry_after(response: requests.Response) -> float | None:

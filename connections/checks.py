@@ -1,0 +1,58 @@
+"""System checks: settings combinations that would break the refresh rules fail at start-up."""
+
+from typing import Any
+
+from django.conf import settings
+from django.core.checks import Error, Warning, register
+
+from connections.oauth import CONNECT_TIMEOUT
+
+
+@register()
+def check_refresh_timing(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    cfg = settings.TOKENADMIN
+    errors = []
+    # A call may spend the connect timeout and then the read timeout. A lease that ran out
+    # mid-call would let a second caller send the same refresh token, which rotating providers
+    # punish by revoking the grant.
+    longest_call = min(CONNECT_TIMEOUT, cfg["HTTP_TIMEOUT"]) + cfg["HTTP_TIMEOUT"]
+    if cfg["LEASE_SECONDS"] <= longest_call:
+        errors.append(
+            Error(
+                f"TOKENADMIN_LEASE_SECONDS ({cfg['LEASE_SECONDS']} s) must exceed the longest "
+                f"provider call: connect + TOKENADMIN_HTTP_TIMEOUT = {longest_call:g} s.",
+                hint="Raise the lease or lower the HTTP timeout.",
+                id="tokenadmin.E001",
+            )
+        )
+    if cfg["WAIT_SECONDS"] <= cfg["LEASE_SECONDS"]:
+        errors.append(
+            Error(
+                "TOKENADMIN_WAIT_SECONDS must exceed TOKENADMIN_LEASE_SECONDS, so a caller "
+                "outwaits "
+                "a crashed holder's lease instead of failing.",
+                id="tokenadmin.E002",
+            )
+        )
+    if cfg["SWEEP_BUDGET_SECONDS"] >= settings.Q_CLUSTER["timeout"]:
+        errors.append(
+            Error(
+                "TOKENADMIN_SWEEP_BUDGET_SECONDS must stay below Q_CLUSTER's task timeout, or the "
+                "cluster kills a sweep mid-refresh.",
+                id="tokenadmin.E003",
+            )
+        )
+    return errors
+
+
+@register(deploy=True)
+def check_site_url(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
+    if settings.SITE_URL.startswith("http://"):
+        return [
+            Warning(
+                "SITE_URL is not https: authorization codes and reauthorization links would "
+                "travel in clear text.",
+                id="tokenadmin.W001",
+            )
+        ]
+    return []
