@@ -20,8 +20,9 @@ from django.utils import timezone
 from alerts.links import consume_reauth_link
 from alerts.models import ReauthLink
 from connections import oauth
-from connections.lifecycle import client_for, settle_status, token_fields
+from connections.lifecycle import client_for, token_fields
 from connections.models import AuthorizationRequest, Connection
+from connections.status import evaluate_expiry
 
 logger = logging.getLogger(__name__)
 
@@ -323,4 +324,5 @@ def store_grant(
         fields |= {"account_id": identity.account_id[:255], "account_label": identity.label[:255]}
     Connection.objects.filter(pk=connection.pk).update(**fields)
     fresh = Connection.objects.select_related("provider").get(pk=connection.pk)
-    fresh.change_status(settle_status(fresh), reason="authorized at the provider's consent page")
+    target, reason = evaluate_expiry(fresh, now=timezone.now())
+    fresh.change_status(target, reason=f"authorized at the provider's consent page; {reason}")

@@ -28,12 +28,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db import OperationalError
 from django.db.models import F
 from django.utils import timezone
 
 from connections import oauth
 from connections.expiry import access_expiry, refresh_expiry
 from connections.models import Connection, ExpirySource, Provider, RefreshAttempt
+from connections.status import evaluate_expiry
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +44,7 @@ Trigger = RefreshAttempt.Trigger
 
 BACKOFF_BASE_SECONDS = 30
 BACKOFF_CAP_SECONDS = 3600
+WRITE_ATTEMPTS = 5
 
 
 class TokenUnavailable(Exception):
@@ -75,7 +78,6 @@ class _Config:
     lease_seconds: float
     wait_seconds: float
     degraded_after: int
-    warning_days: int
 
 
 def _config() -> _Config:
@@ -84,7 +86,6 @@ def _config() -> _Config:
         lease_seconds=cfg["LEASE_SECONDS"],
         wait_seconds=cfg["WAIT_SECONDS"],
         degraded_after=cfg["DEGRADED_AFTER_FAILURES"],
-        warning_days=max(cfg["WARNING_DAYS"], default=14),
     )
 
 
@@ -156,55 +157,77 @@ def refresh_connection(
     waited. `wait=False` (the sweeps) returns at once when another caller holds the lease.
     """
     cfg = _config()
-    owner = _lease_owner()
+    lease = _Lease(owner=_lease_owner())
     deadline = time.monotonic() + cfg.wait_seconds
     seen_version = connection.version
+    first = True
     while True:
-        current = _reload(connection)
-        need = current.refresh_margin(min_ttl)
-        if current.version != seen_version and current.access_token_valid_for(0):
-            # Another caller refreshed while we waited: single flight means we take theirs.
-            return current
-        if not force and current.access_token_valid_for(need):
-            return current
-        _raise_if_unusable(current)
-        now = timezone.now()
-        if not force and current.next_attempt_at and current.next_attempt_at > now:
-            raise ProviderUnavailable(
-                f"{current.slug}: provider failing; next attempt at {current.next_attempt_at:%X}",
-                retry_after=(current.next_attempt_at - now).total_seconds(),
-            )
-        if Connection.objects.claim_lease(current.pk, owner=owner, seconds=cfg.lease_seconds):
+        if not first:
+            current = _reload(connection)
+            need = current.refresh_margin(min_ttl)
+            if current.version != seen_version and current.access_token_valid_for(0):
+                # Another caller refreshed while we waited: single flight means we take theirs.
+                return current
+            if not force and current.access_token_valid_for(need):
+                return current
+            _raise_if_unusable(current)
+        first = False
+        # Claim first, read after: the read under the lease is the one that counts, and on the
+        # happy path this saves a round trip.
+        if Connection.objects.claim_lease(
+            connection.pk, owner=lease.owner, seconds=cfg.lease_seconds
+        ):
             try:
                 return _refresh_under_lease(
-                    current,
+                    connection,
+                    lease,
                     trigger=trigger,
                     force=force,
                     seen_version=seen_version,
-                    need=need,
+                    min_ttl=min_ttl,
                     cfg=cfg,
                 )
             finally:
-                Connection.objects.release_lease(current.pk, owner=owner)
+                if not lease.released:
+                    Connection.objects.release_lease(connection.pk, owner=lease.owner)
         if not wait:
-            return current
+            return _reload(connection)
         if time.monotonic() > deadline:
             raise ProviderUnavailable(
-                f"{current.slug}: another refresh is still running", retry_after=5
+                f"{connection.slug}: another refresh is still running", retry_after=5
             )
         time.sleep(random.uniform(0.02, 0.06))
 
 
+@dataclass
+class _Lease:
+    owner: str
+    released: bool = False
+
+
 def _refresh_under_lease(
-    leased: Connection, *, trigger: str, force: bool, seen_version: int, need: int, cfg: _Config
+    leased: Connection,
+    lease: _Lease,
+    *,
+    trigger: str,
+    force: bool,
+    seen_version: int,
+    min_ttl: int | None,
+    cfg: _Config,
 ) -> Connection:
-    # Re-read under the lease: the refresh token may have rotated since the caller looked.
+    # Read under the lease: the refresh token may have rotated since the caller looked.
     connection = _reload(leased)
     if connection.version != seen_version and connection.access_token_valid_for(0):
         return connection
-    if not force and connection.access_token_valid_for(need):
+    if not force and connection.access_token_valid_for(connection.refresh_margin(min_ttl)):
         return connection
     _raise_if_unusable(connection)
+    now = timezone.now()
+    if not force and connection.next_attempt_at and connection.next_attempt_at > now:
+        raise ProviderUnavailable(
+            f"{connection.slug}: provider failing; next attempt at {connection.next_attempt_at:%X}",
+            retry_after=(connection.next_attempt_at - now).total_seconds(),
+        )
     if not connection.refresh_token:
         connection.change_status(Status.NEEDS_REAUTH, reason="no refresh token was issued")
         raise NeedsReauth(f"{connection.slug} has no refresh token; reauthorize it.")
@@ -229,7 +252,7 @@ def _refresh_under_lease(
         raise ProviderUnavailable(
             f"{connection.slug}: provider error ({exc.code})", retry_after=delay
         ) from exc
-    return _store_refresh(connection, token, started_at, clock, trigger, cfg)
+    return _store_refresh(connection, token, lease, started_at, clock, trigger, cfg)
 
 
 def _introspected_refresh_expiry(
@@ -299,6 +322,7 @@ def token_fields(
 def _store_refresh(
     connection: Connection,
     token: oauth.TokenResponse,
+    lease: _Lease,
     started_at: datetime,
     clock: float,
     trigger: str,
@@ -306,9 +330,9 @@ def _store_refresh(
 ) -> Connection:
     now = timezone.now()
     fields = token_fields(connection, token, now=now, new_grant=False)
-    written = Connection.objects.filter(pk=connection.pk, version=connection.version).update(
-        **fields
-    )
+    # The lease is released by the same UPDATE that stores the tokens.
+    written = _write_tokens(connection, fields | {"lease_owner": "", "lease_until": None})
+    lease.released = bool(written)
     RefreshAttempt.objects.create(
         connection=connection,
         started_at=started_at,
@@ -330,10 +354,35 @@ def _store_refresh(
             "connection %s: tokens replaced during refresh; keeping the newer grant",
             connection.slug,
         )
-    fresh = _reload(connection)
-    if fresh.status in (Status.DEGRADED, Status.ACTIVE, Status.EXPIRING):
-        fresh.change_status(settle_status(fresh, cfg=cfg, now=now), reason="refresh succeeded")
-    return fresh
+        return _reload(connection)
+    for name, value in fields.items():
+        if name != "version":
+            setattr(connection, name, value)
+    connection.version += 1
+    if connection.status in (Status.DEGRADED, Status.ACTIVE, Status.EXPIRING):
+        target, reason = evaluate_expiry(connection, now=now)
+        if target != connection.status:
+            connection.change_status(target, reason=f"refresh succeeded; {reason}")
+    return connection
+
+
+def _write_tokens(connection: Connection, fields: dict[str, Any]) -> int:
+    """Store a refresh's result, retrying a locked database: the provider may already have
+    rotated the refresh token, so giving up here would lose the grant."""
+    query = Connection.objects.filter(pk=connection.pk, version=connection.version)
+    for attempt in range(1, WRITE_ATTEMPTS + 1):
+        try:
+            return query.update(**fields)
+        except OperationalError:
+            if attempt == WRITE_ATTEMPTS:
+                logger.critical(
+                    "connection %s: could not store refreshed tokens; the rotated "
+                    "refresh token is lost",
+                    connection.slug,
+                )
+                raise
+            time.sleep(0.1 * attempt)
+    return 0
 
 
 def _refresh_expiry_note(fields: dict[str, Any]) -> str:
@@ -342,16 +391,10 @@ def _refresh_expiry_note(fields: dict[str, Any]) -> str:
     return f"refresh token expires {when} ({fields['refresh_expiry_source']})"
 
 
-def settle_status(
-    connection: Connection, *, cfg: _Config | None = None, now: datetime | None = None
-) -> str:
-    """`expiring` when the reauthorize-by date is inside the warning window, else `active`."""
-    cfg = cfg or _config()
-    now = now or timezone.now()
-    reauthorize_by = connection.reauthorize_by
-    if reauthorize_by is not None and reauthorize_by - now <= timedelta(days=cfg.warning_days):
-        return Status.EXPIRING
-    return Status.ACTIVE
+def settle_status(connection: Connection, *, now: datetime | None = None) -> str:
+    """The status a healthy grant settles in: `expiring` inside the warning window, else
+    `active` (see `connections.status.evaluate_expiry`)."""
+    return evaluate_expiry(connection, now=now or timezone.now())[0]
 
 
 def _record_permanent_failure(

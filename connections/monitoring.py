@@ -10,9 +10,8 @@ current access token and record a HealthCheck row; a rejected canary on a token 
 import logging
 import time
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from django.conf import settings
 from django.db.models import Prefetch
 from django.utils import timezone
 
@@ -24,43 +23,11 @@ from connections.lifecycle import (
     refresh_connection,
 )
 from connections.models import Connection, ConsumerSchedule, HealthCheck, RefreshAttempt
+from connections.status import evaluate_expiry
 
 logger = logging.getLogger(__name__)
 
 Status = Connection.Status
-# A renewable refresh token this close to its expiry means renewal is failing.
-RENEWAL_ALARM = timedelta(days=1)
-
-
-def _when(moment: datetime) -> str:
-    return f"{moment:%Y-%m-%d %H:%M} UTC"
-
-
-def evaluate_expiry(connection: Connection, *, now: datetime) -> tuple[str, str]:
-    """The status the connection's refresh-token expiry calls for, and why."""
-    warning = timedelta(days=max(settings.TOKENADMIN["WARNING_DAYS"], default=14))
-    expires_at = connection.refresh_expires_at
-    if expires_at is not None and expires_at <= now:
-        return Status.NEEDS_REAUTH, f"the refresh token expired on {_when(expires_at)}"
-    reauthorize_by = connection.reauthorize_by
-    if reauthorize_by is None and expires_at is not None and expires_at - now <= RENEWAL_ALARM:
-        # Renewable, yet about to lapse: renewal has not been extending it.
-        return Status.EXPIRING, (
-            f"the refresh token expires on {_when(expires_at)} and renewal has not extended it"
-        )
-    if reauthorize_by is None:
-        return Status.ACTIVE, "no reauthorization deadline"
-    for schedule in connection.consumer_schedules.all():
-        next_run = schedule.next_run_at or schedule.next_run_after(now)
-        if reauthorize_by <= next_run:
-            return Status.EXPIRING, (
-                f"the {schedule.label} run at {_when(next_run)} will fail unless the connection "
-                f"is reauthorized by {_when(reauthorize_by)}"
-            )
-    if reauthorize_by - now <= warning:
-        days = (reauthorize_by - now).days
-        return Status.EXPIRING, f"reauthorize by {_when(reauthorize_by)} ({days} days left)"
-    return Status.ACTIVE, f"reauthorize by {_when(reauthorize_by)}"
 
 
 def monitor_expiry(*, now: datetime | None = None) -> Counter[str]:
@@ -74,6 +41,8 @@ def monitor_expiry(*, now: datetime | None = None) -> Counter[str]:
     moves: Counter[str] = Counter()
     for connection in connections.iterator(chunk_size=500):
         target, reason = evaluate_expiry(connection, now=now)
+        if target == connection.status:
+            continue  # nothing to record; no transaction, no write lock
         if connection.status == Status.DEGRADED and target != Status.NEEDS_REAUTH:
             continue  # only a successful refresh clears `degraded`
         if connection.change_status(target, reason=reason):

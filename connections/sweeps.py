@@ -7,15 +7,16 @@ once, or losing one, changes timing, never outcome.
 """
 
 import logging
+import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import DatabaseError
+from django.db import connections as db_connections
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
@@ -79,7 +80,12 @@ def select_pipeline_refreshes(*, now: datetime, limit: int) -> list[Job]:
     """
     due = (
         ConsumerSchedule.objects.filter(prepare_at__lte=now, next_run_at__gt=now)
-        .filter(connection__in=_eligible(now))
+        # Join filters, not `connection__in=<subquery>`: the scan starts from `prepare_at`.
+        .filter(connection__status__in=LIVE_STATUSES)
+        .filter(
+            Q(connection__next_attempt_at__isnull=True) | Q(connection__next_attempt_at__lte=now)
+        )
+        .filter(Q(connection__lease_until__isnull=True) | Q(connection__lease_until__lt=now))
         .select_related("connection")
         .order_by("next_run_at")[:limit]
     )
@@ -104,7 +110,10 @@ def _refresh_one(job: Job, *, trigger: str, force: bool, deadline: float) -> str
     if time.monotonic() > deadline:
         return "deferred"
     try:
-        connection = Connection.objects.select_related("provider").get(pk=job.connection_id)
+        # Only what the job needs: the engine reads the full row (and decrypts) under the lease.
+        connection = Connection.objects.only(
+            "id", "version", "refresh_threshold", "access_expires_at", "last_refreshed_at"
+        ).get(pk=job.connection_id)
         before = connection.version
         min_ttl = job.min_ttl
         if job.lookahead:
@@ -117,23 +126,45 @@ def _refresh_one(job: Job, *, trigger: str, force: bool, deadline: float) -> str
         return "deleted"
     except TokenUnavailable as exc:
         return exc.code
-    finally:
-        close_old_connections()
+    except DatabaseError:
+        # Counted and logged; the next sweep retries. One bad job must not end the sweep.
+        logger.exception("sweep: database error refreshing connection %s", job.connection_id)
+        return "database_error"
 
 
 def refresh_many(jobs: Iterable[Job], *, trigger: str, force: bool = False) -> Counter[str]:
-    """Refresh `jobs` concurrently; return how many ended which way."""
+    """Refresh `jobs` on a bounded pool of threads; return how many ended which way.
+
+    Each thread keeps one database connection for all its jobs and closes it when done.
+    """
     cfg = settings.TOKENADMIN
     deadline = time.monotonic() + cfg["SWEEP_BUDGET_SECONDS"]
-    jobs = list(jobs)
-    if not jobs:
-        return Counter()
-    workers = min(cfg["SWEEP_CONCURRENCY"], len(jobs))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tokenadmin-sweep") as pool:
-        outcomes = pool.map(
-            lambda job: _refresh_one(job, trigger=trigger, force=force, deadline=deadline), jobs
-        )
-        return Counter(outcomes)
+    queue = deque(jobs)
+    outcomes: Counter[str] = Counter()
+    lock = threading.Lock()
+
+    def work() -> None:
+        try:
+            while True:
+                try:
+                    job = queue.popleft()
+                except IndexError:
+                    return
+                outcome = _refresh_one(job, trigger=trigger, force=force, deadline=deadline)
+                with lock:
+                    outcomes[outcome] += 1
+        finally:
+            db_connections.close_all()
+
+    threads = [
+        threading.Thread(target=work, name=f"tokenadmin-sweep-{n}", daemon=True)
+        for n in range(min(cfg["SWEEP_CONCURRENCY"], len(queue)))
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcomes
 
 
 def sweep_access_tokens(*, now: datetime | None = None) -> Counter[str]:
@@ -142,8 +173,9 @@ def sweep_access_tokens(*, now: datetime | None = None) -> Counter[str]:
     cfg = settings.TOKENADMIN
     interval = timedelta(seconds=cfg["SWEEP_INTERVAL_SECONDS"])
     advance_consumer_schedules(now=now)
+    lookahead = int(interval.total_seconds())
     jobs = {
-        pk: Job(pk)
+        pk: Job(pk, lookahead=lookahead)
         for pk in select_due_refreshes(now=now, horizon=interval, limit=cfg["SWEEP_BATCH"])
     }
     for job in select_pipeline_refreshes(now=now, limit=cfg["SWEEP_BATCH"]):

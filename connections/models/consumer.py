@@ -1,6 +1,6 @@
 """The pipelines that use a connection, by their cron schedules."""
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
@@ -55,8 +55,10 @@ class ConsumerSchedule(models.Model):
         return f"{self.label} ({self.cron})"
 
     def next_run_after(self, moment: datetime) -> datetime:
+        """The next run in UTC. Cron is read on the consumer's wall clock; the answer is in UTC
+        so that `next_run - lead` is real elapsed time, also across a DST change."""
         local = moment.astimezone(ZoneInfo(self.timezone))
-        return croniter(self.cron, local).get_next(datetime)
+        return croniter(self.cron, local).get_next(datetime).astimezone(UTC)
 
     @property
     def lead(self) -> timedelta:

@@ -54,21 +54,31 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         for declared in declared_schedules():
-            schedule, created = Schedule.objects.get_or_create(
-                name=declared.name,
-                defaults={
-                    "func": declared.func,
-                    "schedule_type": declared.schedule_type,
-                    "minutes": declared.minutes,
-                    "cron": declared.cron,
-                    "repeats": -1,
-                    "next_run": timezone.now(),
-                },
-            )
-            if not created and schedule.func != declared.func:
-                Schedule.objects.filter(pk=schedule.pk).update(func=declared.func)
+            schedule, created = self._declare(declared)
             verb = "created" if created else "kept"
             self.stdout.write(f"{verb}: {declared.name} ({self._timing(schedule)})")
+
+    @staticmethod
+    def _declare(declared: Declared) -> tuple[Schedule, bool]:
+        # django-q2's Schedule.name is not unique: two deploys running this at once can both
+        # create one. The oldest wins and the others are removed, so a rerun heals it.
+        existing = list(Schedule.objects.filter(name=declared.name).order_by("pk"))
+        if existing:
+            schedule, *duplicates = existing
+            Schedule.objects.filter(pk__in=[d.pk for d in duplicates]).delete()
+            if schedule.func != declared.func:
+                Schedule.objects.filter(pk=schedule.pk).update(func=declared.func)
+            return schedule, False
+        schedule = Schedule.objects.create(
+            name=declared.name,
+            func=declared.func,
+            schedule_type=declared.schedule_type,
+            minutes=declared.minutes,
+            cron=declared.cron,
+            repeats=-1,
+            next_run=timezone.now(),
+        )
+        return schedule, True
 
     @staticmethod
     def _timing(schedule: Schedule) -> str:
