@@ -10,7 +10,7 @@ current access token and record a HealthCheck row; a rejected canary on a token 
 import logging
 import time
 from collections import Counter
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db.models import Prefetch
 from django.utils import timezone
@@ -22,7 +22,13 @@ from connections.lifecycle import (
     get_access_token,
     refresh_connection,
 )
-from connections.models import Connection, ConsumerSchedule, HealthCheck, RefreshAttempt
+from connections.models import (
+    AuthorizationRequest,
+    Connection,
+    ConsumerSchedule,
+    HealthCheck,
+    RefreshAttempt,
+)
 from connections.status import evaluate_expiry
 
 logger = logging.getLogger(__name__)
@@ -130,3 +136,11 @@ def check_all_health() -> Counter[str]:
         check = check_health(connection)
         outcomes["skipped" if check is None else "ok" if check.ok else "failed"] += 1
     return outcomes
+
+
+def purge_authorization_requests(*, now: datetime | None = None) -> int:
+    """Delete consent trips older than a day: each link opening (mail scanners too) makes one,
+    and after REQUEST_LIFETIME they can only ever be refused."""
+    cutoff = (now or timezone.now()) - timedelta(days=1)
+    deleted, _ = AuthorizationRequest.objects.filter(created_at__lt=cutoff).delete()
+    return deleted

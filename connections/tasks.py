@@ -21,7 +21,8 @@ def renew_refresh_tokens() -> str:
 
 
 def monitor_expiry() -> str:
-    return _summary(monitoring.monitor_expiry())
+    purged = monitoring.purge_authorization_requests()
+    return _summary(monitoring.monitor_expiry() | {"purged_requests": purged})
 
 
 def check_all_health() -> str:
