@@ -1,0 +1,342 @@
+"""An OAuth 2.0 provider in a thread whose clock is `time.time()`, for time-travel tests.
+
+The DOT test server runs in another process, so time-machine cannot move its clock; this one
+runs in ours, and time-machine patches `time.time()` for every thread, so `travel(tick=False)`
+ages its tokens too. It fakes the outside world only: our code reaches it over real HTTP through
+`connections.oauth`, exactly as it reaches a real provider.
+
+Refresh-token policies:
+- `sliding`: a refresh token dies `refresh_lifetime` after its last use; each use issues a new
+  one (rotation) and revokes the old; sending a rotated-away token revokes the whole grant, as
+  many real providers do.
+- `absolute`: every refresh token of a grant dies `refresh_lifetime` after the original consent;
+  a refresh does not extend it and returns no new refresh token.
+
+Endpoints: `/token` (authorization_code and refresh_token grants), `/userinfo`, `/introspect`
+and `/canary` (a resource GET whose status a test sets).
+"""
+
+import base64
+import json
+import secrets
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs
+
+from connections import oauth
+from connections.authorize import callback_url, store_grant
+from connections.lifecycle import client_for
+from connections.models import Connection
+from tests.factories import ConnectionFactory, ProviderFactory
+
+SLIDING = "sliding"
+ABSOLUTE = "absolute"
+
+
+@dataclass
+class Grant:
+    username: str
+    consented_at: float
+    revoked: bool = False
+    # The token endpoint still issues tokens, but resource APIs reject them (scopes narrowed).
+    rejected_by_apis: bool = False
+
+
+@dataclass
+class RefreshRecord:
+    grant: Grant
+    last_used_at: float
+    revoked: bool = False
+
+
+@dataclass
+class AccessRecord:
+    grant: Grant
+    expires_at: float | None
+
+
+@dataclass
+class Reply:
+    status: int
+    body: dict[str, Any] | str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class FakeProvider:
+    client_id = "fake-client"
+    client_secret = "fake-client-secret"
+
+    def __init__(
+        self,
+        *,
+        policy: str = SLIDING,
+        refresh_lifetime: timedelta = timedelta(days=90),
+        access_expires_in: int | None = 3600,
+        rotate: bool | None = None,
+        send_refresh_expiry: bool = False,
+    ) -> None:
+        self.policy = policy
+        self.refresh_lifetime = refresh_lifetime
+        self.access_expires_in = access_expires_in
+        self.rotate = (policy == SLIDING) if rotate is None else rotate
+        self.send_refresh_expiry = send_refresh_expiry
+        self.canary_status = 200
+        self.canary_delay = 0.0
+        self.counts: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        self._codes: dict[str, Grant] = {}
+        self._refresh: dict[str, RefreshRecord] = {}
+        self._access: dict[str, AccessRecord] = {}
+        self._faults: list[Reply] = []
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server.daemon_threads = True
+        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
+
+    def __enter__(self) -> "FakeProvider":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    # --- addresses ----------------------------------------------------------------------------
+    @property
+    def token_url(self) -> str:
+        return self.base_url + "/token"
+
+    @property
+    def userinfo_url(self) -> str:
+        return self.base_url + "/userinfo"
+
+    @property
+    def introspect_url(self) -> str:
+        return self.base_url + "/introspect"
+
+    @property
+    def canary_url(self) -> str:
+        return self.base_url + "/canary"
+
+    # --- what tests steer and inspect -----------------------------------------------------------
+    def authorize(self, username: str = "alice") -> str:
+        """A person consents now; return the authorization code the callback would carry."""
+        code = secrets.token_urlsafe(16)
+        with self._lock:
+            self._codes[code] = Grant(username=username, consented_at=time.time())
+        return code
+
+    def fail_next(self, count: int, reply: Reply) -> None:
+        """Answer the next `count` token requests with `reply` instead of doing any work."""
+        with self._lock:
+            self._faults.extend([reply] * count)
+
+    def revoke_all(self) -> None:
+        """The account owner removes the app: every grant is revoked."""
+        with self._lock:
+            for record in self._refresh.values():
+                record.grant.revoked = True
+
+    def reject_at_apis(self) -> None:
+        """Resource APIs reject every grant's tokens; the token endpoint still issues them."""
+        with self._lock:
+            for record in self._refresh.values():
+                record.grant.rejected_by_apis = True
+
+    def refresh_token_alive(self, refresh_token: str) -> bool:
+        with self._lock:
+            record = self._refresh.get(refresh_token)
+            return record is not None and self._refresh_error(record, time.time()) is None
+
+    # --- token logic (under the lock) -----------------------------------------------------------
+    def _deadline(self, record: RefreshRecord) -> float:
+        lifetime = self.refresh_lifetime.total_seconds()
+        if self.policy == ABSOLUTE:
+            return record.grant.consented_at + lifetime
+        return record.last_used_at + lifetime
+
+    def _refresh_error(self, record: RefreshRecord, now: float) -> str | None:
+        if record.grant.revoked:
+            return "grant revoked"
+        if record.revoked:
+            return "refresh token was rotated away"
+        if now >= self._deadline(record):
+            return "refresh token expired"
+        return None
+
+    def _issue(self, grant: Grant, now: float, refresh: RefreshRecord | None) -> dict[str, Any]:
+        access_token = "fake-at-" + secrets.token_urlsafe(12)
+        expires_at = None if self.access_expires_in is None else now + self.access_expires_in
+        self._access[access_token] = AccessRecord(grant, expires_at)
+        body: dict[str, Any] = {
+            "access_token": access_token,
+            "token_type": "Bearer",
+            "scope": "read offline_access",
+        }
+        if self.access_expires_in is not None:
+            body["expires_in"] = self.access_expires_in
+        if refresh is None:
+            refresh_token = "fake-rt-" + secrets.token_urlsafe(12)
+            refresh = RefreshRecord(grant, last_used_at=now)
+            self._refresh[refresh_token] = refresh
+            body["refresh_token"] = refresh_token
+        if self.send_refresh_expiry:
+            body["refresh_token_expires_in"] = int(self._deadline(refresh) - now)
+        return body
+
+    def _grant_tokens(self, form: dict[str, str]) -> Reply:
+        now = time.time()
+        grant_type = form.get("grant_type")
+        self.counts[f"grant:{grant_type}"] += 1
+        if grant_type == "authorization_code":
+            grant = self._codes.pop(form.get("code", ""), None)
+            if grant is None:
+                return Reply(400, {"error": "invalid_grant", "error_description": "bad code"})
+            return Reply(200, self._issue(grant, now, None))
+        if grant_type != "refresh_token":
+            return Reply(400, {"error": "unsupported_grant_type"})
+        record = self._refresh.get(form.get("refresh_token", ""))
+        error = "unknown refresh token" if record is None else self._refresh_error(record, now)
+        if record is not None and record.revoked and not record.grant.revoked:
+            record.grant.revoked = True  # reuse of a rotated-away token: the grant is burnt
+        if error is not None:
+            self.counts["refused"] += 1
+            return Reply(400, {"error": "invalid_grant", "error_description": error})
+        assert record is not None
+        self.counts["refreshed"] += 1
+        if self.rotate:
+            record.revoked = True
+            return Reply(200, self._issue(record.grant, now, None))
+        record.last_used_at = now
+        return Reply(200, self._issue(record.grant, now, record))
+
+    def _token_endpoint(self, form: dict[str, str], authorization: str) -> Reply:
+        client_id, client_secret = form.get("client_id"), form.get("client_secret")
+        if authorization.startswith("Basic "):
+            decoded = base64.b64decode(authorization[6:]).decode()
+            client_id, _, client_secret = decoded.partition(":")
+        if (client_id, client_secret) != (self.client_id, self.client_secret):
+            return Reply(401, {"error": "invalid_client"})
+        with self._lock:
+            self.counts["token_calls"] += 1
+            if self._faults:
+                self.counts["faulted"] += 1
+                return self._faults.pop(0)
+            return self._grant_tokens(form)
+
+    def _access_record(self, token: str) -> AccessRecord | None:
+        with self._lock:
+            record = self._access.get(token)
+            now = time.time()
+            if record is None or record.grant.revoked:
+                return None
+            if record.expires_at is not None and now >= record.expires_at:
+                return None
+            return record
+
+    def _bearer(self, authorization: str) -> AccessRecord | None:
+        record = self._access_record(authorization.removeprefix("Bearer "))
+        if record is None or record.grant.rejected_by_apis:
+            return None
+        return record
+
+    def _answer(self, method: str, path: str, form: dict[str, str], headers: Any) -> Reply:
+        authorization = headers.get("Authorization", "")
+        if method == "POST" and path == "/token":
+            return self._token_endpoint(form, authorization)
+        if method == "GET" and path == "/userinfo":
+            self.counts["userinfo"] += 1
+            record = self._bearer(authorization)
+            if record is None:
+                return Reply(401, {"error": "invalid_token"})
+            return Reply(200, {"sub": f"account-{record.grant.username}"})
+        if method == "POST" and path == "/introspect":
+            self.counts["introspect"] += 1
+            record = self._access_record(form.get("token", ""))
+            active = record is not None and not record.grant.rejected_by_apis
+            return Reply(200, {"active": active})
+        if method == "GET" and path == "/canary":
+            self.counts["canary"] += 1
+            time.sleep(self.canary_delay)
+            return Reply(self.canary_status, {"ok": self.canary_status == 200})
+        return Reply(404, "not found")
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _serve(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length).decode() if length else ""
+                form = {key: values[0] for key, values in parse_qs(raw).items()}
+                reply = fake._answer(self.command, self.path.split("?")[0], form, self.headers)
+                body = reply.body
+                content_type = "text/plain"
+                if isinstance(body, dict):
+                    body, content_type = json.dumps(body), "application/json"
+                data = body.encode()
+                self.send_response(reply.status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(data)))
+                self.send_header("Cache-Control", "no-store")
+                for name, value in reply.headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = _serve
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        return Handler
+
+
+@contextmanager
+def running(**options: Any) -> Iterator[FakeProvider]:
+    with FakeProvider(**options) as fake:
+        yield fake
+
+
+def connect(
+    fake: FakeProvider,
+    *,
+    kind: str | None = None,
+    lifetime: timedelta | None = None,
+    provider: dict[str, Any] | None = None,
+    **connection_fields: Any,
+) -> Connection:
+    """A Provider and Connection at `fake`, authorized now through the real code exchange.
+
+    The provider's policy defaults to what `fake` really does; `kind`/`lifetime` say otherwise
+    (e.g. "unknown" for a provider nobody described).
+    """
+    provider_fields = {
+        "token_url": fake.token_url,
+        "refresh_token_expiry": kind or fake.policy,
+        "refresh_token_lifetime": fake.refresh_lifetime if lifetime is None else lifetime,
+        "rotates_refresh_tokens": fake.rotate,
+    } | (provider or {})
+    connection = ConnectionFactory(
+        provider=ProviderFactory(**provider_fields),
+        client_id=fake.client_id,
+        client_secret=fake.client_secret,
+        **connection_fields,
+    )
+    token = oauth.exchange_code(
+        client_for(connection),
+        code=fake.authorize(),
+        redirect_uri=callback_url(),
+        code_verifier=None,
+    )
+    store_grant(connection, token, identity=None)
+    return Connection.objects.select_related("provider").get(pk=connection.pk)

@@ -1,0 +1,342 @@
+"""A connection's life, simulated: months of background work under a travelling clock.
+
+The clock is frozen (`tick=False`) and stepped an hour at a time. Each hour runs what
+`setup_schedules` declares: the access-token sweep and the refresh-token renewal; every day at
+03:00 the expiry monitor. The sweep runs hourly here, so its horizon (the sweep interval) is an
+hour too, exactly what the every-minute sweep does with its one-minute horizon. The provider is
+`FakeProvider`, whose clock is the same `time.time()`, so its tokens age with ours.
+"""
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import time_machine
+from django.contrib import admin
+from django.db.models import QuerySet
+
+from connections import monitoring, oauth, sweeps
+from connections.lifecycle import NeedsReauth, get_access_token, refresh_connection
+from connections.models import (
+    Connection,
+    ExpirySource,
+    Provider,
+    RefreshAttempt,
+    StatusChange,
+)
+from tests.background.fake_provider import ABSOLUTE, SLIDING, FakeProvider, connect, running
+
+pytestmark = pytest.mark.django_db(transaction=True)  # the sweeps refresh on worker threads
+
+Status = Connection.Status
+Trigger = RefreshAttempt.Trigger
+T0 = datetime(2025, 1, 6, 9, 17, 30, tzinfo=UTC)  # the consent; deliberately not on the hour
+HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the connection looked like right after a daily expiry monitor run."""
+
+    at: datetime
+    status: str
+    refresh_expires_at: datetime | None
+    reauthorize_by: datetime | None
+    renew_due_at: datetime | None
+
+
+@pytest.fixture(autouse=True)
+def hourly_sweep(settings) -> None:
+    settings.TOKENADMIN = settings.TOKENADMIN | {"SWEEP_INTERVAL_SECONDS": 3600}
+
+
+@pytest.fixture
+def clock() -> Iterator[time_machine.Traveller]:
+    with time_machine.travel(T0, tick=False) as traveller:
+        yield traveller
+
+
+def reload(connection: Connection) -> Connection:
+    return Connection.objects.select_related("provider").get(pk=connection.pk)
+
+
+def live(
+    clock: time_machine.Traveller,
+    connection: Connection,
+    *,
+    days: int,
+    nightly: Callable[[], None] | None = None,
+) -> list[Snapshot]:
+    """Run the schedules hour by hour for `days` days; return the daily snapshots."""
+    snapshots = []
+    tick = T0.replace(minute=0, second=0) + HOUR
+    while tick <= T0 + days * DAY:
+        clock.move_to(tick)
+        sweeps.sweep_access_tokens()
+        sweeps.renew_refresh_tokens()
+        if tick.hour == 2 and nightly is not None:
+            nightly()
+        if tick.hour == 3:
+            monitoring.monitor_expiry()
+            current = reload(connection)
+            snapshots.append(
+                Snapshot(
+                    at=tick,
+                    status=current.status,
+                    refresh_expires_at=current.refresh_expires_at,
+                    reauthorize_by=current.reauthorize_by,
+                    renew_due_at=current.renew_due_at,
+                )
+            )
+        tick += HOUR
+    return snapshots
+
+
+def attempts(connection: Connection, trigger: str) -> QuerySet[RefreshAttempt]:
+    return RefreshAttempt.objects.filter(connection=connection, trigger=trigger).order_by(
+        "started_at"
+    )
+
+
+def day_of(moment: datetime) -> float:
+    return (moment - T0) / DAY
+
+
+def transitions(connection: Connection) -> list[tuple[str, str]]:
+    rows = StatusChange.objects.filter(connection=connection).order_by("created_at", "pk")
+    return [(row.from_status, row.to_status) for row in rows]
+
+
+def nightly_export(fake: FakeProvider, connection: Connection, log: list[int]) -> Callable:
+    """The 02:00 pipeline: take a token from tokenadmin, call the provider's API with it."""
+
+    def run() -> None:
+        token = get_access_token(reload(connection)).access_token
+        try:
+            oauth.fetch_userinfo(fake.userinfo_url, access_token=token)
+            log.append(200)
+        except oauth.OAuthError as exc:
+            log.append(exc.http_status or 0)
+
+    return run
+
+
+# --- the fake provider's clock is ours ------------------------------------------------------
+
+
+def test_it_ages_the_fake_providers_tokens_with_time_machine(clock):
+    with running(policy=SLIDING, access_expires_in=None) as fake:
+        connection = connect(fake)
+        clock.move_to(T0 + 90 * DAY - timedelta(seconds=1))
+        assert fake.refresh_token_alive(connection.refresh_token)
+        clock.move_to(T0 + 90 * DAY)
+        assert not fake.refresh_token_alive(connection.refresh_token)
+        with pytest.raises(NeedsReauth):
+            refresh_connection(connection, trigger=Trigger.FORCED, force=True)
+        assert fake.counts["refused"] == 1
+
+
+# --- (a) a sliding 90-day refresh token -----------------------------------------------------
+
+
+def test_it_renews_a_sliding_refresh_token_around_day_72_and_it_never_expires(clock):
+    # Access tokens of unknown expiry (no expires_in, not a JWT): the sweep has no reason to
+    # refresh them, so nothing but the renewal uses the refresh token.
+    with running(policy=SLIDING, access_expires_in=None) as fake:
+        connection = connect(fake)
+        assert connection.renew_due_at == T0 + 72 * DAY
+        pipeline_log: list[int] = []
+        snapshots = live(
+            clock, connection, days=200, nightly=nightly_export(fake, connection, pipeline_log)
+        )
+        connection = reload(connection)
+
+        renewals = list(attempts(connection, Trigger.RENEWAL))
+        assert [row.outcome for row in renewals] == [RefreshAttempt.Outcome.SUCCESS] * 2
+        assert 71 <= day_of(renewals[0].started_at) <= 73
+        assert renewals[1].started_at - renewals[0].started_at == pytest.approx(72 * DAY, abs=HOUR)
+        for renewal in renewals:
+            new_expiry = renewal.started_at + 90 * DAY
+            assert f"expires {new_expiry:%Y-%m-%d %H:%M} UTC" in renewal.message
+        assert not attempts(connection, Trigger.SWEEP).exists()
+        assert connection.refresh_expires_at == renewals[-1].started_at + 90 * DAY
+
+        assert fake.counts["refused"] == 0
+        assert fake.refresh_token_alive(connection.refresh_token)
+        assert {snapshot.status for snapshot in snapshots} == {Status.ACTIVE}
+        assert all(snapshot.reauthorize_by is None for snapshot in snapshots)
+        assert transitions(connection) == [(Status.PENDING, Status.ACTIVE)]
+        assert len(pipeline_log) == 200
+        assert set(pipeline_log) == {200}
+
+
+def test_it_needs_no_renewal_while_the_sweep_keeps_using_a_sliding_refresh_token(clock):
+    # 30-day access tokens: the sweep refreshes every 30 days, which slides the window each
+    # time, so the renewal age (72 days after the last use) is never reached.
+    with running(policy=SLIDING, access_expires_in=30 * 86400) as fake:
+        connection = connect(fake)
+        snapshots = live(clock, connection, days=125)
+        connection = reload(connection)
+
+        made = [row.started_at for row in attempts(connection, Trigger.SWEEP)]
+        assert len(made) == 4
+        # Each refresh lands within the sweep interval before the token it replaces expires.
+        issued = [T0, *made]
+        for previous, refreshed in zip(issued, made, strict=False):
+            expired = previous + 30 * DAY
+            assert expired - HOUR - timedelta(seconds=300) <= refreshed < expired, (
+                day_of(previous),
+                day_of(refreshed),
+            )
+        assert not attempts(connection, Trigger.RENEWAL).exists()
+        assert all(
+            snapshot.renew_due_at is not None and snapshot.renew_due_at > snapshot.at
+            for snapshot in snapshots
+        )
+        assert fake.counts["refused"] == 0
+        assert fake.refresh_token_alive(connection.refresh_token)
+        assert {snapshot.status for snapshot in snapshots} == {Status.ACTIVE}
+
+
+def test_it_renews_exactly_at_the_renewal_age_and_not_a_second_before(clock):
+    with running(policy=SLIDING, access_expires_in=None) as fake:
+        connection = connect(fake)
+        due = T0 + 72 * DAY
+        clock.move_to(due - timedelta(seconds=1))
+        assert sweeps.renew_refresh_tokens() == {}
+        assert fake.counts["refreshed"] == 0
+        clock.move_to(due)
+        assert sweeps.renew_refresh_tokens() == {"refreshed": 1}
+        assert fake.counts["refreshed"] == 1
+        connection = reload(connection)
+        assert connection.renew_due_at == due + 72 * DAY
+        assert sweeps.renew_refresh_tokens() == {}
+
+
+@pytest.mark.parametrize(
+    ("provider_fraction", "connection_fraction", "due_day"),
+    [(None, None, 72), (0.5, None, 45), (0.5, 0.6, 54)],
+    ids=["default-80%", "provider-50%", "connection-60%-over-provider-50%"],
+)
+def test_it_renews_at_the_configured_fraction_of_the_lifetime(
+    clock, provider_fraction, connection_fraction, due_day
+):
+    with running(policy=SLIDING, access_expires_in=None) as fake:
+        connection = connect(
+            fake,
+            provider={"renewal_fraction": provider_fraction},
+            renewal_fraction=connection_fraction,
+        )
+        due = T0 + due_day * DAY
+        assert connection.renew_due_at == due
+        clock.move_to(due - timedelta(seconds=1))
+        assert sweeps.renew_refresh_tokens() == {}
+        clock.move_to(due)
+        assert sweeps.renew_refresh_tokens() == {"refreshed": 1}
+
+
+def test_it_renews_in_time_after_an_admin_corrects_the_lifetime(clock, rf, admin_user):
+    # The provider was described as 90-day sliding; really its tokens slide over 60 days. The
+    # admin notices on day 1 and corrects the provider in the Django admin, whose save must
+    # reschedule the renewal: nothing else would until day 72, and the token dies on day 60.
+    with running(
+        policy=SLIDING, refresh_lifetime=timedelta(days=60), access_expires_in=None
+    ) as fake:
+        connection = connect(fake, lifetime=timedelta(days=90))
+        clock.move_to(T0 + DAY)
+        provider = connection.provider
+        provider.refresh_token_lifetime = timedelta(days=60)
+        request = rf.post("/admin/")
+        request.user = admin_user
+        admin.site._registry[Provider].save_model(request, provider, form=None, change=True)
+
+        live(clock, connection, days=62)  # past the real 60-day death
+        connection = reload(connection)
+
+        assert fake.refresh_token_alive(connection.refresh_token)
+        renewal = attempts(connection, Trigger.RENEWAL).first()
+        assert renewal is not None
+        assert 47 <= day_of(renewal.started_at) <= 49
+        assert connection.status == Status.ACTIVE
+
+
+# --- (b) an absolute 90-day refresh token ---------------------------------------------------
+
+
+def test_it_warns_then_needs_reauth_for_an_absolute_refresh_token_and_never_renews(clock):
+    # Daily access tokens: the sweep uses the refresh token every day, which must never be
+    # mistaken for a renewal of it.
+    with running(policy=ABSOLUTE, access_expires_in=86400) as fake:
+        connection = connect(fake)
+        deadline = T0 + 90 * DAY
+        assert connection.reauthorize_by == deadline
+        assert connection.refresh_expiry_source == ExpirySource.POLICY
+
+        snapshots = live(clock, connection, days=92)
+        connection = reload(connection)
+
+        window_opens = deadline - 14 * DAY
+        for snapshot in snapshots:
+            expected = (
+                Status.ACTIVE
+                if snapshot.at < window_opens
+                else Status.EXPIRING
+                if snapshot.at < deadline
+                else Status.NEEDS_REAUTH
+            )
+            assert snapshot.status == expected, snapshot
+            assert snapshot.reauthorize_by == deadline, snapshot
+            assert snapshot.refresh_expires_at == deadline, snapshot
+            assert snapshot.renew_due_at is None, snapshot
+
+        rows = list(StatusChange.objects.filter(connection=connection).order_by("created_at", "pk"))
+        assert [(row.from_status, row.to_status) for row in rows] == [
+            (Status.PENDING, Status.ACTIVE),
+            (Status.ACTIVE, Status.EXPIRING),
+            (Status.EXPIRING, Status.NEEDS_REAUTH),
+        ]
+        _, warned, lost = rows
+        # Whichever came first, the sweep's refresh or the 03:00 monitor, made this move.
+        assert window_opens <= warned.created_at < window_opens + DAY
+        assert f"reauthorize by {deadline:%Y-%m-%d %H:%M} UTC" in warned.reason
+        assert deadline <= lost.created_at < deadline + DAY
+
+        assert RefreshAttempt.objects.filter(trigger=Trigger.RENEWAL).count() == 0
+        successes = RefreshAttempt.objects.filter(outcome=RefreshAttempt.Outcome.SUCCESS)
+        assert successes.count() >= 89  # the sweep did use the refresh token daily
+        assert not successes.filter(rotated=True).exists()
+        for attempt in successes:
+            assert f"expires {deadline:%Y-%m-%d %H:%M} UTC" in attempt.message
+        assert fake.counts["refused"] <= 1  # once dead, nobody keeps knocking
+
+
+def test_it_moves_to_needs_reauth_at_the_exact_absolute_expiry(clock):
+    with running(policy=ABSOLUTE, access_expires_in=None) as fake:
+        connection = connect(fake)
+        deadline = T0 + 90 * DAY
+        clock.move_to(deadline - timedelta(seconds=1))
+        monitoring.monitor_expiry()
+        assert reload(connection).status == Status.EXPIRING
+        clock.move_to(deadline)
+        assert monitoring.monitor_expiry() == {Status.NEEDS_REAUTH: 1}
+        connection = reload(connection)
+        assert connection.status == Status.NEEDS_REAUTH
+        assert connection.status_reason == (
+            f"the refresh token expired on {deadline:%Y-%m-%d %H:%M} UTC"
+        )
+
+
+def test_it_opens_the_warning_window_exactly_14_days_before_the_expiry(clock):
+    with running(policy=ABSOLUTE, access_expires_in=None) as fake:
+        connection = connect(fake)
+        window_opens = T0 + 76 * DAY
+        clock.move_to(window_opens - timedelta(seconds=1))
+        assert monitoring.monitor_expiry() == {}
+        assert reload(connection).status == Status.ACTIVE
+        clock.move_to(window_opens)
+        assert monitoring.monitor_expiry() == {Status.EXPIRING: 1}
+        assert reload(connection).status_reason == (
+            f"reauthorize by {T0 + 90 * DAY:%Y-%m-%d %H:%M} UTC (14 days left)"
+        )
