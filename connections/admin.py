@@ -33,17 +33,6 @@ from connections.models import (
 INLINE_ROWS = 20
 
 
-def recompute_due_times(connections: QuerySet[Connection]) -> None:
-    """Rewrite the sweeps' due times after a setting they derive from was edited.
-
-    Conditional on `version`: a refresh that lands meanwhile has written its own, newer ones.
-    """
-    for connection in connections.select_related("provider"):
-        Connection.objects.filter(pk=connection.pk, version=connection.version).update(
-            **connection.due_times()
-        )
-
-
 def _when(value: datetime | None) -> str:
     if value is None:
         return "unknown"
@@ -109,7 +98,7 @@ class ProviderAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: Provider, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)
         if change:
-            recompute_due_times(obj.connections.all())
+            obj.connections.all().recompute_due_times()
 
     @admin.display(description="Token endpoint", ordering="token_url")
     def token_endpoint_host(self, obj: Provider) -> str:
@@ -292,7 +281,7 @@ class ConnectionAdmin(admin.ModelAdmin):
             # Never a full save: the tokens loaded for this form may have been rotated since.
             obj.save(update_fields=form.changed_model_fields())
             # The threshold, renewal fraction and overrides move the sweeps' due times.
-            recompute_due_times(Connection.objects.filter(pk=obj.pk))
+            Connection.objects.filter(pk=obj.pk).recompute_due_times()
         else:
             obj.save()
 

@@ -32,6 +32,19 @@ class ConnectionQuerySet(models.QuerySet):
     def release_lease(self, pk: int, *, owner: str) -> None:
         self.filter(pk=pk, lease_owner=owner).update(lease_owner="", lease_until=None)
 
+    def recompute_due_times(self) -> int:
+        """Rewrite the sweeps' due times after a setting they derive from was edited (the
+        threshold, a lifetime, a renewal fraction). Every edit path must call this.
+
+        Conditional on `version`: a refresh that lands meanwhile has written newer ones.
+        """
+        updated = 0
+        for connection in self.select_related("provider"):
+            updated += Connection.objects.filter(
+                pk=connection.pk, version=connection.version
+            ).update(**connection.due_times())
+        return updated
+
 
 class Connection(models.Model):
     """One authorized grant: one OAuth client at one provider, for one provider account."""
