@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -35,6 +35,7 @@ from connections.authorize import callback_url, store_grant
 from connections.lifecycle import client_for
 from connections.models import Connection
 from tests.factories import ConnectionFactory, ProviderFactory
+from tests.local_server import LocalServer
 
 SLIDING = "sliding"
 ABSOLUTE = "absolute"
@@ -69,7 +70,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-class FakeProvider:
+class FakeProvider(LocalServer):
     client_id = "fake-client"
     client_secret = "fake-client-secret"
 
@@ -95,26 +96,9 @@ class FakeProvider:
         self._refresh: dict[str, RefreshRecord] = {}
         self._access: dict[str, AccessRecord] = {}
         self._faults: list[Reply] = []
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.server.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-
-    def __enter__(self) -> "FakeProvider":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(self._handler())
 
     # --- addresses ----------------------------------------------------------------------------
-    @property
-    def token_url(self) -> str:
-        return self.base_url + "/token"
-
     @property
     def userinfo_url(self) -> str:
         return self.base_url + "/userinfo"

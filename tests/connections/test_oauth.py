@@ -7,19 +7,19 @@ the standard library in a thread; nothing of ours is mocked.
 import base64
 import json
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, timedelta
 from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs
 
 import pytest
 from django.utils import timezone
 
 from connections import oauth
+from tests.local_server import LocalServer
 
 ACCESS = "PLAINTEXT-ACCESS-5b1f0c9e"
 REFRESH = "PLAINTEXT-REFRESH-77aa01d4"
@@ -34,7 +34,7 @@ class Reply:
     delay: float = 0.0
 
 
-class StubProvider:
+class StubProvider(LocalServer):
     """A scripted HTTP server: `routes[path] = Reply(...)`; requests are recorded."""
 
     def __init__(self) -> None:
@@ -78,24 +78,7 @@ class StubProvider:
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-
-    def __enter__(self) -> "StubProvider":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-    @property
-    def token_url(self) -> str:
-        return self.base_url + "/token"
+        super().__init__(Handler)
 
     def client(self, **kwargs: object) -> oauth.Client:
         return oauth.Client(
