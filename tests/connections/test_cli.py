@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from alerts.models import ReauthLink
 from connections.management.commands.connection import parse_lifetime
-from connections.models import Connection, RefreshAttempt, RefreshExpiry
+from connections.models import Connection, HealthCheck, RefreshAttempt, RefreshExpiry
 from tests.conftest import authorize_through_link
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -409,3 +409,21 @@ def test_it_exits_with_the_documented_codes(dot_provider):
     usage = manage("token")
     assert usage.returncode == 2
     assert "exit codes:" in manage("token", "--help").stdout
+
+
+def test_it_checks_health_on_demand(authorized_connection, auth_server_clean):
+    out = StringIO()
+    call_command("connection", "check", "analytics", stdout=out)
+    assert "analytics: healthy (UserInfo endpoint, HTTP 200" in out.getvalue()
+    assert HealthCheck.objects.filter(connection=authorized_connection, ok=True).count() == 1
+
+
+def test_it_reports_a_revoked_grant_found_by_the_health_check(
+    authorized_connection, auth_server_clean
+):
+    auth_server_clean.revoke_all("alice")
+    with pytest.raises(CommandError) as failure:
+        call_command("connection", "check", "analytics", stdout=StringIO())
+    assert failure.value.returncode == 3
+    authorized_connection.refresh_from_db()
+    assert authorized_connection.status == Connection.Status.NEEDS_REAUTH

@@ -1,7 +1,7 @@
 """``manage.py connection``: create, inspect and use connections from a shell.
 
-Subcommands: create, list, show, token, refresh, reauth-link, presets. Output never contains a
-token or secret, except `token`, whose whole stdout is the access token.
+Subcommands: create, list, show, token, refresh, check, reauth-link, presets. Output never
+contains a token or secret, except `token`, whose whole stdout is the access token.
 """
 
 import argparse
@@ -18,7 +18,7 @@ from django.db import IntegrityError
 from django.utils.text import slugify
 
 from alerts.links import build_reauth_link
-from connections import lifecycle
+from connections import lifecycle, monitoring
 from connections.management.commands._output import (
     connection_summary,
     render_connection_table,
@@ -135,6 +135,14 @@ class Command(BaseCommand):
         link = sub.add_parser("reauth-link", help="Print a new reauthorization link.")
         link.add_argument("slug")
         link.add_argument("--days", type=positive_int, help="Days the link stays valid.")
+
+        check = sub.add_parser(
+            "check",
+            help="Run the connection's health check now (a canary call with its token).",
+            description="Health check now.\n\n" + EXIT_CODES_HELP,
+            **raw,
+        )
+        check.add_argument("slug")
 
         sub.add_parser("presets", help="List provider presets and their parameters.")
 
@@ -380,6 +388,30 @@ class Command(BaseCommand):
         self.stdout.write(
             build_reauth_link(connection, created_for="manage.py connection reauth-link", days=days)
         )
+
+    def _check(self, *, slug: str, **_: Any) -> None:
+        connection = self._get(slug)
+        try:
+            lifecycle.get_access_token(connection)
+        except lifecycle.TokenUnavailable as exc:
+            raise self._unavailable(exc, slug) from exc
+        check = monitoring.check_health(connection)
+        if check is None:
+            raise CommandError(
+                f"{slug} has no health check: set its test URL, or the provider's userinfo or "
+                "introspection endpoint.",
+                returncode=EXIT_ERROR,
+            )
+        what = (
+            f"{check.get_method_display()}, HTTP {check.http_status or '-'}, {check.latency_ms} ms"
+        )
+        if not check.ok:
+            connection.refresh_from_db(fields=["status", "status_reason"])
+            code = EXIT_NEEDS_PERSON if connection.status == "needs_reauth" else EXIT_PROVIDER_DOWN
+            raise CommandError(
+                f"{slug}: health check failed ({what}): {check.message}", returncode=code
+            )
+        self.stdout.write(f"{slug}: healthy ({what}).")
 
     def _presets(self, **_: Any) -> None:
         rows = [
