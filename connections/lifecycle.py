@@ -12,7 +12,8 @@ Rules (DESIGN.md, "Refresh rules"):
   so a rotated-away token is never sent again.
 - Permanent errors (RFC 6749 §5.2) → `needs_reauth`, after a re-read shows no other caller
   refreshed meanwhile. Transient errors keep every token, back off exponentially with jitter
-  (honouring Retry-After) and make the connection `degraded` after repeated failures.
+  (honouring Retry-After) and make the connection `degraded` after repeated failures, or at
+  once when no valid access token is left.
 """
 
 import copy

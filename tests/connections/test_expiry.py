@@ -14,6 +14,7 @@ from connections import oauth
 from connections.expiry import access_expiry, refresh_expiry
 from connections.lifecycle import settle_status
 from connections.models import Connection, ExpirySource, RefreshExpiry
+from connections.oauth.tokens import parse_token
 from tests.factories import ConnectionFactory
 
 NOW = datetime(2025, 3, 1, 2, 0, tzinfo=UTC)
@@ -96,14 +97,14 @@ def test_it_leaves_access_expiry_unknown_when_nothing_says():
 
 @pytest.mark.parametrize("name", oauth.REFRESH_EXPIRY_FIELDS)
 def test_it_takes_refresh_expiry_from_each_response_field(name):
-    parsed = oauth._parse_token({"access_token": "a", "refresh_token": "r", name: 86_400})
+    parsed = parse_token({"access_token": "a", "refresh_token": "r", name: 86_400})
     conn = connection(kind=RefreshExpiry.SLIDING, lifetime=timedelta(days=90))
     at = refresh_expiry(parsed, conn, now=NOW, new_grant=True)
     assert at == (NOW + timedelta(days=1), ExpirySource.RESPONSE)
 
 
 def test_it_takes_the_sooner_of_the_lifetime_and_the_hard_cap():
-    parsed = oauth._parse_token(
+    parsed = parse_token(
         {
             "access_token": "a",
             "refresh_token": "r",
