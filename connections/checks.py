@@ -42,6 +42,14 @@ def check_refresh_timing(app_configs: Any = None, **kwargs: Any) -> list[Error]:
                 id="tokenadmin.E003",
             )
         )
+    if cfg["SWEEP_INTERVAL_SECONDS"] % 60:
+        errors.append(
+            Error(
+                "TOKENADMIN_SWEEP_INTERVAL_SECONDS must be a whole number of minutes: django-q2 "
+                "schedules run at most once a minute.",
+                id="tokenadmin.E004",
+            )
+        )
     return errors
 
 

@@ -236,7 +236,7 @@ def _refresh_under_lease(
     started_at = timezone.now()
     clock = time.monotonic()
     try:
-        token = oauth.refresh(client_for(connection), refresh_token=connection.refresh_token)
+        token = _refresh_at_provider(connection)
     except oauth.OAuthError as exc:
         attempt = RefreshAttempt(
             connection=connection,
@@ -278,6 +278,23 @@ def _introspected_refresh_expiry(
     if answer.get("active") is not True or not isinstance(exp, int | float):
         return None
     return datetime.fromtimestamp(exp, tz=UTC)
+
+
+def _refresh_at_provider(connection: Connection) -> oauth.TokenResponse:
+    """One refresh; after a read timeout, one immediate retry under the same lease.
+
+    A timed-out refresh may have succeeded at the provider and rotated the token we hold. Any
+    retry then sends a rotated-away token; sent at once, it still falls inside the reuse window
+    some providers allow after rotation (Okta, Auth0, Xero), where a later one would not.
+    """
+    client = client_for(connection)
+    try:
+        return oauth.refresh(client, refresh_token=connection.refresh_token)
+    except oauth.OAuthError as exc:
+        if exc.code != "timeout":
+            raise
+        logger.warning("connection %s: refresh timed out; retrying once now", connection.slug)
+        return oauth.refresh(client, refresh_token=connection.refresh_token)
 
 
 def token_fields(

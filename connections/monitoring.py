@@ -12,7 +12,8 @@ import time
 from collections import Counter
 from datetime import datetime, timedelta
 
-from django.db.models import Prefetch
+from django.conf import settings
+from django.db.models import F, Max, Prefetch
 from django.utils import timezone
 
 from connections import oauth
@@ -129,10 +130,21 @@ def check_health(connection: Connection) -> HealthCheck | None:
 
 
 def check_all_health() -> Counter[str]:
-    """Check every connection that has a token to check; return ok/failed/skipped counts."""
+    """Check live connections, least recently checked first, within the sweep's time budget
+    (below the task timeout, so the cluster never kills a check mid-refresh); the rest are
+    `deferred` to the next run. Returns ok/failed/skipped/deferred counts."""
+    deadline = time.monotonic() + settings.TOKENADMIN["SWEEP_BUDGET_SECONDS"]
     outcomes: Counter[str] = Counter()
-    live = Connection.objects.filter(status__in=(Status.ACTIVE, Status.EXPIRING, Status.DEGRADED))
-    for connection in live.select_related("provider").iterator(chunk_size=200):
+    live = (
+        Connection.objects.filter(status__in=(Status.ACTIVE, Status.EXPIRING, Status.DEGRADED))
+        .annotate(last_checked_at=Max("health_checks__checked_at"))
+        .order_by(F("last_checked_at").asc(nulls_first=True), "pk")
+        .select_related("provider")
+    )
+    for connection in live.iterator(chunk_size=200):
+        if time.monotonic() > deadline:
+            outcomes["deferred"] += 1
+            continue
         check = check_health(connection)
         outcomes["skipped" if check is None else "ok" if check.ok else "failed"] += 1
     return outcomes

@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 
 Status = Connection.Status
 LIVE_STATUSES = (Status.ACTIVE, Status.EXPIRING, Status.DEGRADED)
+SCHEDULER_TICK_SECONDS = 30
 
 
 @dataclass(frozen=True)
@@ -171,7 +172,8 @@ def sweep_access_tokens(*, now: datetime | None = None) -> Counter[str]:
     """Every minute: refresh tokens due before the next sweep and ahead of consumer runs."""
     now = now or timezone.now()
     cfg = settings.TOKENADMIN
-    interval = timedelta(seconds=cfg["SWEEP_INTERVAL_SECONDS"])
+    # django-q2's scheduler looks at schedules every 30 s, so sweeps land up to that much late.
+    interval = timedelta(seconds=cfg["SWEEP_INTERVAL_SECONDS"] + SCHEDULER_TICK_SECONDS)
     advance_consumer_schedules(now=now)
     lookahead = int(interval.total_seconds())
     jobs = {

@@ -24,3 +24,8 @@ def test_it_rejects_a_wait_shorter_than_the_lease(settings):
 def test_it_rejects_a_sweep_budget_beyond_the_task_timeout(settings):
     settings.TOKENADMIN = {**settings.TOKENADMIN, "SWEEP_BUDGET_SECONDS": 500}
     assert [e.id for e in check_refresh_timing()] == ["tokenadmin.E003"]
+
+
+def test_it_rejects_a_sweep_interval_that_is_not_whole_minutes(settings):
+    settings.TOKENADMIN = {**settings.TOKENADMIN, "SWEEP_INTERVAL_SECONDS": 90}
+    assert [e.id for e in check_refresh_timing()] == ["tokenadmin.E004"]

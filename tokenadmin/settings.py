@@ -168,7 +168,9 @@ TOKENADMIN = {
 
 # --- django-q2 ------------------------------------------------------------------------------
 Q_CLUSTER = {
-    "name": "tokenadmin",
+    # Deployments (or CI runs) sharing one Redis need distinct names, or they run each
+    # other's tasks against their own databases.
+    "name": env.str("Q_CLUSTER_NAME", default="tokenadmin"),
     "workers": env.int("Q_WORKERS", default=2),
     "timeout": 90,  # a task's hard limit; must stay below `retry`
     "retry": 120,

@@ -365,3 +365,10 @@ def test_it_counts_every_outcome_of_a_health_round(clock):
         assert monitoring.check_all_health() == {"ok": 2, "failed": 1, "skipped": 1}
     assert reload(failing).status == Status.ACTIVE
     assert HealthCheck.objects.count() == 3
+
+
+@pytest.mark.django_db
+def test_it_defers_health_checks_beyond_the_time_budget(settings):
+    settings.TOKENADMIN = settings.TOKENADMIN | {"SWEEP_BUDGET_SECONDS": 0}
+    ConnectionFactory.create_batch(2, authorized=True)
+    assert monitoring.check_all_health() == {"deferred": 2}
