@@ -24,15 +24,14 @@ EDITABLE_FIELDS = (
 
 
 class ConnectionAdminForm(forms.ModelForm):
-    # Django 6 will assume https for scheme-less URLs; say so now (and silence the warning).
-    health_check_url = forms.URLField(required=False, max_length=500, assume_scheme="https")
-
     """The connection form with a write-only client secret.
 
     The secret is typed into a password input that is never pre-filled. On edit, leaving it blank
     keeps the stored secret, so an admin can change a scope without knowing the secret.
     """
 
+    # Django 6 will assume https for scheme-less URLs; say so now (and silence the warning).
+    health_check_url = forms.URLField(required=False, max_length=500, assume_scheme="https")
     new_client_secret = forms.CharField(
         label="Client secret",
         required=False,
