@@ -365,3 +365,21 @@ def test_it_shows_history_pages_without_secrets(admin_client, connection):
         response = admin_client.get(reverse(f"admin:connections_{name}_changelist"))
         assert response.status_code == 200
         assert_no_secrets(response.content.decode())
+
+
+def test_it_queues_a_refresh_and_a_health_check_for_the_workers(admin_client):
+    from django_q.models import OrmQ
+
+    connection = ConnectionFactory(authorized=True)
+    url = reverse("admin:connections_connection_changelist")
+    for action in ("refresh_now", "check_now"):
+        response = admin_client.post(
+            url, {"action": action, "_selected_action": [connection.pk]}, follow=True
+        )
+        assert response.status_code == 200
+    queued = [task.task for task in OrmQ.objects.all()]
+    assert sorted(task["func"] for task in queued) == [
+        "connections.tasks.check_health",
+        "connections.tasks.refresh",
+    ]
+    assert all(task["args"] == (connection.pk,) for task in queued)
