@@ -3,7 +3,9 @@
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import Error, Warning, register
+from django.core.checks import Error, Tags, Warning, register
+from django.db import DatabaseError
+from django_cryptography.utils.crypto import InvalidToken
 
 from connections.oauth import CONNECT_TIMEOUT
 
@@ -63,4 +65,34 @@ def check_site_url(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
                 id="tokenadmin.W001",
             )
         ]
+    return []
+
+
+@register(Tags.database)
+def check_secrets_decrypt(
+    app_configs: Any = None, databases: Any = None, **kwargs: Any
+) -> list[Error]:
+    """Stored tokens must decrypt with the configured keys.
+
+    Runs with `migrate` (so `make run` stops before serving) and `check --database default`.
+    django-cryptography derives its cipher key from ENCRYPTION_KEY but signs with SECRET_KEY,
+    so changing either without re-encrypting makes every stored secret unreadable.
+    """
+    if not databases:
+        return []
+    from connections.models import Connection
+
+    try:
+        Connection.objects.only("client_secret", "access_token", "refresh_token").first()
+    except InvalidToken:
+        return [
+            Error(
+                "Stored tokens and client secrets cannot be decrypted with the configured keys.",
+                hint="Set ENCRYPTION_KEY and SECRET_KEY back to the values the data was "
+                "encrypted with.",
+                id="tokenadmin.E005",
+            )
+        ]
+    except DatabaseError:
+        return []  # not migrated yet: nothing stored to check
     return []

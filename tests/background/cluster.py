@@ -23,16 +23,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from django.conf import settings
 from django.core.management import call_command
-from django.db import connection as db_connection
 from django_q.brokers import get_broker
 from django_q.status import Stat
 
 from connections.models import Connection, Provider
 from tests.authserver.harness import AuthServer
+from tests.databases import test_database_url
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 60.0
@@ -44,21 +43,6 @@ RUNNING = re.compile(r"Q Cluster (?P<name>[\w-]+) \[(?P<queue>[^\]]+)\] running\
 
 class ClusterError(RuntimeError):
     pass
-
-
-def child_database_url() -> str:
-    """A DATABASE_URL for the database this test process is using (the test database)."""
-    db = db_connection.settings_dict
-    if db["ENGINE"] == "django.db.backends.sqlite3":
-        return f"sqlite:///{db['NAME']}"
-    if db["ENGINE"] == "django.db.backends.postgresql":
-        auth = quote(db["USER"] or "", safe="")
-        if db["PASSWORD"]:
-            auth += ":" + quote(db["PASSWORD"], safe="")
-        netloc = f"{auth}@" if auth else ""
-        netloc += f"{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}"
-        return f"postgres://{netloc}/{quote(db['NAME'], safe='')}"
-    raise ClusterError(f"no DATABASE_URL form for {db['ENGINE']}")
 
 
 def uses_redis() -> bool:
@@ -181,7 +165,7 @@ class Background:
         """Start `manage.py qcluster`; `tokenadmin` keys become TOKENADMIN_<KEY> variables."""
         env = {
             "DJANGO_SETTINGS_MODULE": "tests.settings",
-            "DATABASE_URL": child_database_url(),
+            "DATABASE_URL": test_database_url(),
             "Q_WORKERS": str(workers),
             "PYTHONUNBUFFERED": "1",
             "LOG_LEVEL": "INFO",

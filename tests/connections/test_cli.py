@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connection as db_connection
 from django.test import Client
 from django.utils import timezone
 
@@ -16,6 +15,7 @@ from alerts.models import ReauthLink
 from connections.management.commands.connection import parse_lifetime
 from connections.models import Connection, HealthCheck, RefreshAttempt, RefreshExpiry
 from tests.conftest import authorize_through_link
+from tests.databases import test_database_url
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SECRET = "s3cret-value-never-printed"
@@ -387,7 +387,7 @@ def test_it_exits_with_the_documented_codes(dot_provider):
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.settings",
         # The subprocess must open the test database, not the one its own settings would name.
-        "DATABASE_URL": f"sqlite:///{db_connection.settings_dict['NAME']}",
+        "DATABASE_URL": test_database_url(),
     }
 
     def manage(*args: str) -> subprocess.CompletedProcess[str]:
