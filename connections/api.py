@@ -9,9 +9,11 @@ token or client secret is never returned.
 import logging
 import math
 from collections.abc import Callable
+from datetime import timedelta
 from functools import wraps
 from typing import Any
 
+from django.db.models import Q
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
@@ -42,7 +44,11 @@ def _authenticate(request: HttpRequest) -> ApiKey | None:
         return None
     key = ApiKey.objects.active().filter(key_hash=ApiKey.hash_key(raw_key.strip())).first()
     if key is not None:
-        ApiKey.objects.filter(pk=key.pk).update(last_used_at=timezone.now())
+        # At most one write a minute per key: the hot path must not queue behind the sweeps.
+        now = timezone.now()
+        ApiKey.objects.filter(pk=key.pk).filter(
+            Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - timedelta(minutes=1))
+        ).update(last_used_at=now)
     return key
 
 
@@ -77,6 +83,8 @@ def api_view(view: Callable[..., JsonResponse]) -> Callable[..., JsonResponse]:
 
 
 def _token_payload(primary: Connection, served: Connection) -> dict[str, Any]:
+    if served.pk == primary.pk:
+        primary = served  # the refreshed row: its status and dates are the current ones
     expires_in = (
         max(0, math.floor((served.access_expires_at - timezone.now()).total_seconds()))
         if served.access_expires_at

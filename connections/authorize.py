@@ -325,4 +325,9 @@ def store_grant(
     Connection.objects.filter(pk=connection.pk).update(**fields)
     fresh = Connection.objects.select_related("provider").get(pk=connection.pk)
     target, reason = evaluate_expiry(fresh, now=timezone.now())
-    fresh.change_status(target, reason=f"authorized at the provider's consent page; {reason}")
+    fresh.change_status(
+        target,
+        reason=f"authorized at the provider's consent page; {reason}",
+        # An admin may have disabled it while the person was at the consent page.
+        expected=[s for s in Connection.Status.values if s != Connection.Status.DISABLED],
+    )

@@ -1,9 +1,11 @@
 """System checks: settings combinations that would break the refresh rules fail at start-up."""
 
+import pickle
 from typing import Any
 
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
+from django.core.signing import BadSignature
 from django.db import DatabaseError
 from django_cryptography.utils.crypto import InvalidToken
 
@@ -36,11 +38,13 @@ def check_refresh_timing(app_configs: Any = None, **kwargs: Any) -> list[Error]:
                 id="tokenadmin.E002",
             )
         )
-    if cfg["SWEEP_BUDGET_SECONDS"] >= settings.Q_CLUSTER["timeout"]:
+    # A job may start just before the budget runs out and then hold its lease (twice, with the
+    # timeout retry) before the task ends.
+    if cfg["SWEEP_BUDGET_SECONDS"] + 2 * cfg["LEASE_SECONDS"] >= settings.Q_CLUSTER["timeout"]:
         errors.append(
             Error(
-                "TOKENADMIN_SWEEP_BUDGET_SECONDS must stay below Q_CLUSTER's task timeout, or the "
-                "cluster kills a sweep mid-refresh.",
+                "TOKENADMIN_SWEEP_BUDGET_SECONDS plus twice TOKENADMIN_LEASE_SECONDS must stay "
+                "below Q_CLUSTER's task timeout, or the cluster kills a sweep mid-refresh.",
                 id="tokenadmin.E003",
             )
         )
@@ -84,7 +88,7 @@ def check_secrets_decrypt(
 
     try:
         Connection.objects.only("client_secret", "access_token", "refresh_token").first()
-    except InvalidToken:
+    except (InvalidToken, BadSignature, pickle.UnpicklingError):
         return [
             Error(
                 "Stored tokens and client secrets cannot be decrypted with the configured keys.",

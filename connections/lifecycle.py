@@ -9,7 +9,8 @@ Rules (DESIGN.md, "Refresh rules"):
   works the same across threads, processes and hosts, on SQLite and PostgreSQL.
 - A rotated refresh token is written in the same UPDATE as the new access token; with no new
   refresh token the old one is kept. The refresh token sent is always re-read under the lease,
-  so a rotated-away token is never sent again.
+  so one rotated away by an earlier refresh is never sent. (A refresh that timed out is retried
+  once at once with the same token: the provider may never have seen it.)
 - Permanent errors (RFC 6749 §5.2) → `needs_reauth`, after a re-read shows no other caller
   refreshed meanwhile. Transient errors keep every token, back off exponentially with jitter
   (honouring Retry-After) and make the connection `degraded` after repeated failures, or at
@@ -162,6 +163,7 @@ def refresh_connection(
     deadline = time.monotonic() + cfg.wait_seconds
     seen_version = connection.version
     first = True
+    polls = 0
     while True:
         if not first:
             current = _reload(connection)
@@ -197,7 +199,10 @@ def refresh_connection(
             raise ProviderUnavailable(
                 f"{connection.slug}: another refresh is still running", retry_after=5
             )
-        time.sleep(random.uniform(0.02, 0.06))
+        # Poll quickly at first (a refresh takes a few hundred ms), then back off to spare the
+        # database when a provider is slow.
+        polls += 1
+        time.sleep(random.uniform(0.5, 1.0) * min(0.5, 0.02 * 2**polls))
 
 
 @dataclass
@@ -230,13 +235,17 @@ def _refresh_under_lease(
             retry_after=(connection.next_attempt_at - now).total_seconds(),
         )
     if not connection.refresh_token:
-        connection.change_status(Status.NEEDS_REAUTH, reason="no refresh token was issued")
+        connection.change_status(
+            Status.NEEDS_REAUTH,
+            reason="no refresh token was issued",
+            expected=Connection.LIVE_STATUSES,
+        )
         raise NeedsReauth(f"{connection.slug} has no refresh token; reauthorize it.")
 
     started_at = timezone.now()
     clock = time.monotonic()
     try:
-        token = _refresh_at_provider(connection)
+        token = _refresh_at_provider(connection, lease, cfg)
     except oauth.OAuthError as exc:
         attempt = RefreshAttempt(
             connection=connection,
@@ -277,10 +286,15 @@ def _introspected_refresh_expiry(
     exp = answer.get("exp")
     if answer.get("active") is not True or not isinstance(exp, int | float):
         return None
-    return datetime.fromtimestamp(exp, tz=UTC)
+    try:
+        return datetime.fromtimestamp(exp, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
-def _refresh_at_provider(connection: Connection) -> oauth.TokenResponse:
+def _refresh_at_provider(
+    connection: Connection, lease: "_Lease", cfg: _Config
+) -> oauth.TokenResponse:
     """One refresh; after a read timeout, one immediate retry under the same lease.
 
     A timed-out refresh may have succeeded at the provider and rotated the token we hold. Any
@@ -294,7 +308,16 @@ def _refresh_at_provider(connection: Connection) -> oauth.TokenResponse:
         if exc.code != "timeout":
             raise
         logger.warning("connection %s: refresh timed out; retrying once now", connection.slug)
+        _keep_lease(connection, lease, cfg)
         return oauth.refresh(client, refresh_token=connection.refresh_token)
+
+
+def _keep_lease(connection: Connection, lease: "_Lease", cfg: _Config) -> None:
+    """Renew the lease before more work under it, so it cannot run out mid-refresh."""
+    if not Connection.objects.extend_lease(
+        connection.pk, owner=lease.owner, seconds=cfg.lease_seconds
+    ):
+        logger.warning("connection %s: refresh lease lost mid-refresh", connection.slug)
 
 
 def token_fields(
@@ -303,7 +326,8 @@ def token_fields(
     """The column values a token response writes, in one UPDATE with a version bump.
 
     Includes the rotated refresh token (or keeps the old one when none came back), both expiries
-    with their sources, and the sweeps' due times derived from them.
+    with their sources, and the sweeps' due times derived from them. When nothing else says when
+    the refresh token expires, this asks the provider's introspection endpoint (one HTTP call).
     """
     access_at, access_source = access_expiry(token, connection, now=now)
     refresh_at, refresh_source = refresh_expiry(
@@ -346,7 +370,10 @@ def _store_refresh(
     trigger: str,
     cfg: _Config,
 ) -> Connection:
+    _keep_lease(connection, lease, cfg)  # token_fields may introspect; the write may retry
     now = timezone.now()
+    if token.refresh_token and connection.provider.rotates_refresh_tokens is None:
+        _learn_rotation(connection)
     fields = token_fields(connection, token, now=now, new_grant=False)
     # The lease is released by the same UPDATE that stores the tokens.
     written = _write_tokens(connection, fields | {"lease_owner": "", "lease_until": None})
@@ -361,15 +388,11 @@ def _store_refresh(
         access_expires_at=fields["access_expires_at"],
         message=_refresh_expiry_note(fields),
     )
-    if token.refresh_token and connection.provider.rotates_refresh_tokens is None:
-        # Seen it rotate: record it, so renewal knows using the token renews it.
-        Provider.objects.filter(
-            pk=connection.provider_id, rotates_refresh_tokens__isnull=True
-        ).update(rotates_refresh_tokens=True)
     if not written:
-        # Only a new consent writes tokens without the lease; it wins, and ours are moot.
+        # A new consent (which writes without the lease) or a holder that took over a lost lease
+        # wrote newer tokens; theirs win.
         logger.warning(
-            "connection %s: tokens replaced during refresh; keeping the newer grant",
+            "connection %s: tokens replaced during refresh; keeping the newer ones",
             connection.slug,
         )
         return _reload(connection)
@@ -380,8 +403,22 @@ def _store_refresh(
     if connection.status in (Status.DEGRADED, Status.ACTIVE, Status.EXPIRING):
         target, reason = evaluate_expiry(connection, now=now)
         if target != connection.status:
-            connection.change_status(target, reason=f"refresh succeeded; {reason}")
+            connection.change_status(
+                target, reason=f"refresh succeeded; {reason}", expected=Connection.LIVE_STATUSES
+            )
     return connection
+
+
+def _learn_rotation(connection: Connection) -> None:
+    """Seen it rotate: record it on the provider, so renewal knows use renews the token, and
+    reschedule the provider's other connections, whose due times assumed otherwise."""
+    provider = connection.provider
+    updated = Provider.objects.filter(pk=provider.pk, rotates_refresh_tokens__isnull=True).update(
+        rotates_refresh_tokens=True
+    )
+    provider.rotates_refresh_tokens = True
+    if updated:
+        Connection.objects.filter(provider=provider).exclude(pk=connection.pk).recompute_due_times()
 
 
 def _write_tokens(connection: Connection, fields: dict[str, Any]) -> int:
@@ -434,7 +471,7 @@ def _record_permanent_failure(
         if connection.last_error_code == "timeout":
             # The provider may have rotated the token during the refresh we gave up on.
             reason += "; the refresh before it timed out, so the provider probably rotated it then"
-    fresh.change_status(Status.NEEDS_REAUTH, reason=reason)
+    fresh.change_status(Status.NEEDS_REAUTH, reason=reason, expected=Connection.LIVE_STATUSES)
     raise NeedsReauth(f"{connection.slug} needs reauthorization: {reason}")
 
 
@@ -464,6 +501,8 @@ def _record_transient_failure(
     )
     if failures >= cfg.degraded_after or not connection.access_token_valid_for(0, now=now):
         connection.change_status(
-            Status.DEGRADED, reason=f"{failures} refresh failures in a row; last: {exc.code}"
+            Status.DEGRADED,
+            reason=f"{failures} refresh failures in a row; last: {exc.code}",
+            expected=(Status.ACTIVE, Status.EXPIRING),
         )
     return delay

@@ -41,7 +41,7 @@ def monitor_expiry(*, now: datetime | None = None) -> Counter[str]:
     """Recompute every live connection's expiry status; return the transitions made."""
     now = now or timezone.now()
     connections = (
-        Connection.objects.filter(status__in=(Status.ACTIVE, Status.EXPIRING, Status.DEGRADED))
+        Connection.objects.filter(status__in=Connection.LIVE_STATUSES)
         .select_related("provider")
         .prefetch_related(Prefetch("consumer_schedules", queryset=ConsumerSchedule.objects.all()))
     )
@@ -52,7 +52,7 @@ def monitor_expiry(*, now: datetime | None = None) -> Counter[str]:
             continue  # nothing to record; no transaction, no write lock
         if connection.status == Status.DEGRADED and target != Status.NEEDS_REAUTH:
             continue  # only a successful refresh clears `degraded`
-        if connection.change_status(target, reason=reason):
+        if connection.change_status(target, reason=reason, expected=(connection.status,)):
             moves[target] += 1
     return moves
 
@@ -123,6 +123,7 @@ def check_health(connection: Connection) -> HealthCheck | None:
     if not check.ok and check.error_code in ("unauthorized", "inactive"):
         connection.change_status(
             Status.NEEDS_REAUTH,
+            expected=Connection.LIVE_STATUSES,
             reason=f"health check: the provider rejects a fresh token ({check.error_code}); "
             "the grant was revoked or its scopes narrowed",
         )
@@ -136,7 +137,7 @@ def check_all_health() -> Counter[str]:
     deadline = time.monotonic() + settings.TOKENADMIN["SWEEP_BUDGET_SECONDS"]
     outcomes: Counter[str] = Counter()
     live = (
-        Connection.objects.filter(status__in=(Status.ACTIVE, Status.EXPIRING, Status.DEGRADED))
+        Connection.objects.filter(status__in=Connection.LIVE_STATUSES)
         .annotate(last_checked_at=Max("health_checks__checked_at"))
         .order_by(F("last_checked_at").asc(nulls_first=True), "pk")
         .select_related("provider")

@@ -26,7 +26,7 @@ from connections.models import Connection, ConsumerSchedule, RefreshAttempt
 logger = logging.getLogger(__name__)
 
 Status = Connection.Status
-LIVE_STATUSES = (Status.ACTIVE, Status.EXPIRING, Status.DEGRADED)
+LIVE_STATUSES = Connection.LIVE_STATUSES
 SCHEDULER_TICK_SECONDS = 30
 
 

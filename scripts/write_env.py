@@ -31,8 +31,8 @@ def render_env(*, port: str) -> str:
     return (
         "# Written by scripts/write_env.py on first `make run`. Keep it private (mode 600).\n"
         "# Variables already set in the process environment take precedence over this file.\n"
-        "# ENCRYPTION_KEY decrypts the tokens stored in the database: back it up, never replace\n"
-        "# it without running the key-rotation command.\n"
+        "# ENCRYPTION_KEY and SECRET_KEY decrypt the tokens stored in the database: back them\n"
+        "# up and never change them (start-up refuses to run if stored secrets stop decrypting).\n"
         f"SECRET_KEY={secret_key}\n"
         f"ENCRYPTION_KEY={encryption_key}\n"
         "DEBUG=false\n"

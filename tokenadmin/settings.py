@@ -122,7 +122,9 @@ vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default=f"tokenadmin@{_site.hostname}")
 
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = _site.scheme == "https"
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Only behind a proxy that sets X-Forwarded-Proto itself; otherwise any client could claim https.
+if env.bool("TRUST_X_FORWARDED_PROTO", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 LOGGING = {
     "version": 1,
@@ -172,8 +174,10 @@ Q_CLUSTER = {
     # other's tasks against their own databases.
     "name": env.str("Q_CLUSTER_NAME", default="tokenadmin"),
     "workers": env.int("Q_WORKERS", default=2),
-    "timeout": 90,  # a task's hard limit; must stay below `retry`
-    "retry": 120,
+    # A task's hard limit (below `retry`); room for a sweep's budget plus a last refresh's lease,
+    # so the cluster never kills a worker mid-refresh (checked by tokenadmin.E003).
+    "timeout": 300,
+    "retry": 360,
     "max_attempts": 3,
     "catch_up": False,
     "save_limit": 1000,

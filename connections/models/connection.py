@@ -5,6 +5,7 @@ on the model they are plain attributes that never appear in `__str__`, `repr` or
 """
 
 import hashlib
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -28,6 +29,11 @@ class ConnectionQuerySet(models.QuerySet):
             .update(lease_owner=owner, lease_until=now + timedelta(seconds=seconds))
         )
         return claimed == 1
+
+    def extend_lease(self, pk: int, *, owner: str, seconds: float) -> bool:
+        """Renew a lease we still hold before more provider work; False if it was lost."""
+        until = timezone.now() + timedelta(seconds=seconds)
+        return self.filter(pk=pk, lease_owner=owner).update(lease_until=until) == 1
 
     def release_lease(self, pk: int, *, owner: str) -> None:
         self.filter(pk=pk, lease_owner=owner).update(lease_owner="", lease_until=None)
@@ -56,6 +62,9 @@ class Connection(models.Model):
         NEEDS_REAUTH = "needs_reauth", "Needs reauthorization"
         DEGRADED = "degraded", "Degraded (refresh failing)"
         DISABLED = "disabled", "Disabled"
+
+    # Statuses whose tokens the engine keeps fresh.
+    LIVE_STATUSES = (Status.ACTIVE, Status.EXPIRING, Status.DEGRADED)
 
     name = models.CharField(max_length=200)
     slug = models.SlugField(unique=True)
@@ -146,10 +155,6 @@ class Connection(models.Model):
         return self.name
 
     # --- token predicates -----------------------------------------------------------------
-    @property
-    def is_authorized(self) -> bool:
-        return bool(self.access_token)
-
     def access_token_valid_for(self, seconds: float, *, now: datetime | None = None) -> bool:
         """True when the access token exists and will not expire within `seconds`.
 
@@ -167,12 +172,16 @@ class Connection(models.Model):
 
         The connection's threshold, but at most half the token's lifetime, so a provider whose
         tokens live shorter than the threshold is not refreshed on every call; raised to the
-        caller's `min_ttl` when one is asked for.
+        caller's `min_ttl` when one is asked for (capped at 90 % of the token's lifetime).
         """
         margin = self.refresh_threshold
         if self.access_expires_at and self.last_refreshed_at:
             lifetime = (self.access_expires_at - self.last_refreshed_at).total_seconds()
             margin = min(margin, max(0, int(lifetime // 2)))
+            if min_ttl:
+                # No refresh can give more than the provider's lifetime: asking for more would
+                # call the provider on every request. A fresh token is the best there is.
+                min_ttl = min(min_ttl, int(lifetime * 0.9))
         return max(margin, min_ttl or 0)
 
     @property
@@ -237,8 +246,14 @@ class Connection(models.Model):
         return hashlib.sha256(value.encode()).hexdigest()[:8]
 
     # --- single-row state changes ---------------------------------------------------------
-    def change_status(self, to_status: str, *, reason: str) -> bool:
-        """Move to `to_status` and record the transition; a no-op if already there."""
+    def change_status(
+        self, to_status: str, *, reason: str, expected: Iterable[str] | None = None
+    ) -> bool:
+        """Move to `to_status` and record the transition; a no-op if already there.
+
+        `expected` names the statuses the caller decided from: if another process moved the
+        connection meanwhile (say an admin disabled it during a refresh), nothing changes.
+        """
         with transaction.atomic():
             current = (
                 Connection.objects.select_for_update()
@@ -246,7 +261,11 @@ class Connection(models.Model):
                 .values_list("status", flat=True)
                 .first()
             )
-            if current is None or current == to_status:
+            if (
+                current is None
+                or current == to_status
+                or (expected is not None and current not in expected)
+            ):
                 self.status = current or self.status
                 return False
             now = timezone.now()

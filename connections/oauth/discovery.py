@@ -1,6 +1,7 @@
 """Endpoint discovery: OpenID Connect Discovery 1.0, then RFC 8414."""
 
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from connections.oauth.http import OAuthError, get_json
@@ -47,29 +48,49 @@ def discover(issuer: str, *, timeout: float | None = None) -> ProviderMetadata:
         except OAuthError as exc:
             last_error = exc
             continue
-        if doc.get("issuer", "").rstrip("/") != issuer.rstrip("/"):
-            # RFC 8414 §3.3 / OIDC Discovery §4.3: the document must name the same issuer.
-            raise OAuthError(
-                "issuer_mismatch", f"{url} names issuer {doc.get('issuer')!r}", permanent=True
-            )
-        if not doc.get("authorization_endpoint") or not doc.get("token_endpoint"):
-            raise OAuthError(
-                "bad_response", f"{url} lacks authorization or token endpoint", permanent=True
-            )
-        return ProviderMetadata(
-            issuer=doc["issuer"],
-            authorize_url=doc["authorization_endpoint"],
-            token_url=doc["token_endpoint"],
-            revoke_url=doc.get("revocation_endpoint", ""),
-            introspect_url=doc.get("introspection_endpoint", ""),
-            userinfo_url=doc.get("userinfo_endpoint", ""),
-            scopes_supported=tuple(doc.get("scopes_supported") or ()),
-            auth_methods_supported=tuple(doc.get("token_endpoint_auth_methods_supported") or ()),
-        )
+        return _metadata(doc, issuer=issuer, url=url)
     assert last_error is not None
     raise OAuthError(
         "discovery_failed",
         f"no discovery document for {issuer}: {last_error}",
         permanent=last_error.permanent,
         http_status=last_error.http_status,
+    )
+
+
+def _text(doc: dict[str, Any], name: str, url: str) -> str:
+    value = doc.get(name) or ""
+    if not isinstance(value, str):
+        raise OAuthError("bad_response", f"{url}: {name} is not a string", permanent=True)
+    return value
+
+
+def _texts(doc: dict[str, Any], name: str, url: str) -> tuple[str, ...]:
+    value = doc.get(name) or []
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise OAuthError("bad_response", f"{url}: {name} is not a list of strings", permanent=True)
+    return tuple(value)
+
+
+def _metadata(doc: dict[str, Any], *, issuer: str, url: str) -> ProviderMetadata:
+    """Parse a discovery document strictly; a malformed field is a clear error."""
+    named = _text(doc, "issuer", url)
+    if named.rstrip("/") != issuer.rstrip("/"):
+        # RFC 8414 §3.3 / OIDC Discovery §4.3: the document must name the same issuer.
+        raise OAuthError("issuer_mismatch", f"{url} names issuer {named!r}", permanent=True)
+    authorize_url = _text(doc, "authorization_endpoint", url)
+    token_url = _text(doc, "token_endpoint", url)
+    if not authorize_url or not token_url:
+        raise OAuthError(
+            "bad_response", f"{url} lacks authorization or token endpoint", permanent=True
+        )
+    return ProviderMetadata(
+        issuer=named,
+        authorize_url=authorize_url,
+        token_url=token_url,
+        revoke_url=_text(doc, "revocation_endpoint", url),
+        introspect_url=_text(doc, "introspection_endpoint", url),
+        userinfo_url=_text(doc, "userinfo_endpoint", url),
+        scopes_supported=_texts(doc, "scopes_supported", url),
+        auth_methods_supported=_texts(doc, "token_endpoint_auth_methods_supported", url),
     )

@@ -86,8 +86,11 @@ def send(
     except requests.RequestException as exc:
         raise OAuthError("connection_error", type(exc).__name__, permanent=False) from exc
     status = response.status_code
-    if status in (401, 403):
+    if status == 401:
         raise OAuthError("unauthorized", f"HTTP {status}", permanent=True, http_status=status)
+    if status == 403:
+        # RFC 6750 §3.1: a valid token without the scope (insufficient_scope), not a dead grant.
+        raise OAuthError("forbidden", f"HTTP {status}", permanent=True, http_status=status)
     if not 200 <= status < 300:
         raise OAuthError(
             "bad_response",

@@ -18,10 +18,9 @@ PERMANENT_ERRORS = frozenset(
         "unauthorized_client",
         "invalid_scope",
         "unsupported_grant_type",
-        "invalid_request",
-        "access_denied",
     }
 )
+MAX_LIFETIME_SECONDS = 10 * 366 * 86400
 # Refresh-token lifetimes some providers put in token responses (seconds from now).
 REFRESH_EXPIRY_FIELDS = (
     "refresh_token_expires_in",
@@ -58,9 +57,12 @@ def _optional_int(body: dict[str, Any], name: str) -> int | None:
     if value is None or value == "":
         return None
     try:
-        return int(value)
-    except (TypeError, ValueError) as exc:
+        seconds = int(value)
+    except (TypeError, ValueError, OverflowError) as exc:
         raise OAuthError("malformed_response", f"{name} is not a number", permanent=False) from exc
+    # Clamped so date arithmetic on an absurd value cannot fail after the provider has rotated
+    # the refresh token (we must still be able to store it).
+    return max(0, min(seconds, MAX_LIFETIME_SECONDS))
 
 
 def _checked_token_response(response: requests.Response) -> requests.Response:
@@ -115,7 +117,7 @@ def parse_token(body: dict[str, Any]) -> TokenResponse:
         scope = " ".join(str(s) for s in scope)
     return TokenResponse(
         access_token=access_token,
-        token_type=str(body.get("token_type") or "Bearer"),
+        token_type=str(body.get("token_type") or "Bearer")[:40],
         expires_in=_optional_int(body, "expires_in"),
         refresh_token=refresh_token,
         scope=scope if isinstance(scope, str) else None,

@@ -372,3 +372,20 @@ def test_it_defers_health_checks_beyond_the_time_budget(settings):
     settings.TOKENADMIN = settings.TOKENADMIN | {"SWEEP_BUDGET_SECONDS": 0}
     ConnectionFactory.create_batch(2, authorized=True)
     assert monitoring.check_all_health() == {"deferred": 2}
+
+
+@pytest.mark.django_db
+def test_it_keeps_the_status_when_a_canary_answers_forbidden(
+    authorized_connection, auth_server_clean
+):
+    # 403 is a scope problem (RFC 6750 insufficient_scope), not a revoked grant.
+    with running() as fake:
+        fake.canary_status = 403
+        authorized_connection.health_check_url = fake.canary_url
+        authorized_connection.save(update_fields=["health_check_url"])
+        check = monitoring.check_health(authorized_connection)
+
+    assert check is not None
+    assert (check.ok, check.http_status, check.error_code) == (False, 403, "forbidden")
+    assert reload(authorized_connection).status == Status.ACTIVE
+    assert not RefreshAttempt.objects.exists()

@@ -35,14 +35,32 @@ def test_it_serves_a_valid_token_without_secrets(authorized_connection, key_for_
 def test_it_refreshes_when_min_ttl_is_not_met(
     authorized_connection, key_for_authorized, auth_server_clean
 ):
-    old = authorized_connection.access_token
-    response = _client_with(key_for_authorized).get(
-        "/api/v1/connections/analytics/token?min_ttl=7200"
+    # An hour-long token with 20 minutes left: fine by default, not for a 30-minute job.
+    now = timezone.now()
+    Connection.objects.filter(pk=authorized_connection.pk).update(
+        access_expires_at=now + timedelta(minutes=20), last_refreshed_at=now - timedelta(minutes=40)
     )
-    # The provider's tokens live 3600 s: the refresh happens, and the token is served anyway.
+    client = _client_with(key_for_authorized)
+    unchanged = client.get("/api/v1/connections/analytics/token").json()
+    assert unchanged["access_token"] == authorized_connection.access_token
+    response = client.get("/api/v1/connections/analytics/token?min_ttl=1800")
     assert response.status_code == 200
-    assert response.json()["access_token"] != old
+    assert response.json()["access_token"] != authorized_connection.access_token
+    assert response.json()["expires_in"] >= 1800
     assert auth_server_clean.stats()["refresh_calls"] == 1
+
+
+def test_it_does_not_refresh_again_for_a_min_ttl_beyond_the_token_lifetime(
+    authorized_connection, key_for_authorized, auth_server_clean
+):
+    # The provider's tokens live an hour; asking for two hours cannot be met by refreshing, so a
+    # fresh token is served instead of calling the provider on every request.
+    client = _client_with(key_for_authorized)
+    for _ in range(3):
+        response = client.get("/api/v1/connections/analytics/token?min_ttl=7200")
+        assert response.status_code == 200
+    assert response.json()["access_token"] == authorized_connection.access_token
+    assert auth_server_clean.stats()["refresh_calls"] == 0
 
 
 def test_it_forces_a_refresh_on_post(authorized_connection, key_for_authorized, auth_server_clean):

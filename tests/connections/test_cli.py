@@ -321,7 +321,11 @@ def test_it_refreshes_an_expired_token_before_printing_it(authorized_connection,
 
 def test_it_refreshes_when_min_ttl_is_not_met(authorized_connection, auth_server_clean):
     old = authorized_connection.access_token
-    out, _ = run("token", authorized_connection.slug, "--min-ttl", "3700")
+    now = timezone.now()
+    Connection.objects.filter(pk=authorized_connection.pk).update(
+        access_expires_at=now + timedelta(minutes=20), last_refreshed_at=now - timedelta(minutes=40)
+    )
+    out, _ = run("token", authorized_connection.slug, "--min-ttl", "1800")
     assert out.strip() != old
     assert auth_server_clean.stats()["refresh_calls"] == 1
 

@@ -291,3 +291,16 @@ def test_it_is_expiring_when_a_sliding_token_is_a_day_from_lapsing():
 
 def test_it_is_active_when_refresh_expiry_is_unknown():
     assert settle_status(connection(), now=NOW) == Status.ACTIVE
+
+
+@pytest.mark.django_db
+def test_a_status_change_decided_from_a_stale_read_changes_nothing():
+    from tests.factories import ConnectionFactory
+
+    conn = ConnectionFactory(authorized=True)
+    stale = Connection.objects.get(pk=conn.pk)
+    conn.change_status(Status.DISABLED, reason="an admin disabled it")
+    # A refresh that read `active` before the admin acted finishes and settles the status.
+    assert not stale.change_status(Status.EXPIRING, reason="refresh", expected=(Status.ACTIVE,))
+    assert Connection.objects.get(pk=conn.pk).status == Status.DISABLED
+    assert conn.status_changes.count() == 1
