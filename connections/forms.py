@@ -52,6 +52,12 @@ class ConnectionAdminForm(forms.ModelForm):
             field.required = True
             field.help_text = "Write-only: it is stored encrypted and never shown again."
 
+    def clean_backup(self) -> Connection | None:
+        backup = self.cleaned_data.get("backup")
+        if backup is not None and backup.pk == self.instance.pk:
+            raise forms.ValidationError("A connection cannot be its own backup.")
+        return backup
+
     def changed_model_fields(self) -> list[str]:
         """The columns this form may write on edit.
 

@@ -151,9 +151,24 @@ def check_all_health() -> Counter[str]:
     return outcomes
 
 
-def purge_authorization_requests(*, now: datetime | None = None) -> int:
-    """Delete consent trips older than a day: each link opening (mail scanners too) makes one,
-    and after REQUEST_LIFETIME they can only ever be refused."""
-    cutoff = (now or timezone.now()) - timedelta(days=1)
-    deleted, _ = AuthorizationRequest.objects.filter(created_at__lt=cutoff).delete()
+HISTORY_DAYS = {"health_checks": 30, "refresh_attempts": 90}
+
+
+def purge_history(*, now: datetime | None = None) -> int:
+    """Delete rows nothing reads any more, so daily work does not grow with age:
+    consent trips older than a day (each link opening, mail scanners too, makes one, and after
+    15 minutes they can only be refused), old health checks and refresh attempts. Status
+    changes are kept: they are the connection's timeline."""
+    now = now or timezone.now()
+    deleted = 0
+    for queryset in (
+        AuthorizationRequest.objects.filter(created_at__lt=now - timedelta(days=1)),
+        HealthCheck.objects.filter(
+            checked_at__lt=now - timedelta(days=HISTORY_DAYS["health_checks"])
+        ),
+        RefreshAttempt.objects.filter(
+            started_at__lt=now - timedelta(days=HISTORY_DAYS["refresh_attempts"])
+        ),
+    ):
+        deleted += queryset.delete()[0]
     return deleted

@@ -21,8 +21,8 @@ def renew_refresh_tokens() -> str:
 
 
 def monitor_expiry() -> str:
-    purged = monitoring.purge_authorization_requests()
-    return _summary(monitoring.monitor_expiry() | {"purged_requests": purged})
+    purged = monitoring.purge_history()
+    return _summary(monitoring.monitor_expiry() | {"purged_rows": purged})
 
 
 def check_all_health() -> str:

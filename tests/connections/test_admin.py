@@ -383,3 +383,18 @@ def test_it_queues_a_refresh_and_a_health_check_for_the_workers(admin_client):
         "connections.tasks.refresh",
     ]
     assert all(task["args"] == (connection.pk,) for task in queued)
+
+
+@pytest.mark.django_db
+def test_it_refuses_a_connection_as_its_own_backup():
+    from django import forms
+
+    from connections.forms import ConnectionAdminForm
+
+    connection = ConnectionFactory()
+    form = ConnectionAdminForm(instance=connection)
+    form.cleaned_data = {"backup": connection}
+    with pytest.raises(forms.ValidationError, match="its own backup"):
+        form.clean_backup()
+    form.cleaned_data = {"backup": ConnectionFactory()}
+    assert form.clean_backup() is not None

@@ -6,19 +6,23 @@ from django.utils import timezone
 
 from connections import tasks
 from connections.authorize import start_authorization
-from connections.models import AuthorizationRequest
+from connections.models import AuthorizationRequest, HealthCheck, RefreshAttempt
 from tests.factories import ConnectionFactory
 
 
 @pytest.mark.django_db
-def test_it_purges_consent_trips_older_than_a_day():
+def test_it_purges_consent_trips_older_than_a_day_and_old_history():
     connection = ConnectionFactory()
     start_authorization(connection, browser_secret="b")
-    with time_machine.travel(timezone.now() + timedelta(days=1, minutes=1)):
+    HealthCheck.objects.create(connection=connection, method="url", ok=True)
+    RefreshAttempt.objects.create(connection=connection, trigger="sweep", outcome="success")
+    with time_machine.travel(timezone.now() + timedelta(days=31)):
         start_authorization(connection, browser_secret="b")
         summary = tasks.monitor_expiry()
-    assert "purged_requests=1" in summary
+    assert "purged_rows=2" in summary  # the old consent trip and the 31-day-old health check
     assert AuthorizationRequest.objects.count() == 1
+    assert not HealthCheck.objects.exists()
+    assert RefreshAttempt.objects.count() == 1  # kept 90 days
 
 
 @pytest.mark.django_db
