@@ -20,6 +20,9 @@ PERMANENT_ERRORS = frozenset(
         "unsupported_grant_type",
     }
 )
+# Non-standard codes for the same thing, from providers that answer errors as HTTP 200 bodies:
+# Slack's oauth.v2.access says `{"ok": false, "error": "invalid_refresh_token"}` for a dead grant.
+PROVIDER_PERMANENT_ERRORS = frozenset({"invalid_refresh_token", "token_revoked", "invalid_auth"})
 MAX_LIFETIME_SECONDS = 10 * 366 * 86400
 # Refresh-token lifetimes some providers put in token responses (seconds from now).
 REFRESH_EXPIRY_FIELDS = (
@@ -76,7 +79,8 @@ def _checked_token_response(response: requests.Response) -> requests.Response:
         code = body["error"]
         description = str(body.get("error_description") or "")
         # 429 and `temporarily_unavailable` (RFC 6749 §4.1.2.1) are worth retrying.
-        permanent = code in PERMANENT_ERRORS and status != 429
+        known = code in PERMANENT_ERRORS or code in PROVIDER_PERMANENT_ERRORS
+        permanent = known and status != 429
         raise OAuthError(
             code,
             description,

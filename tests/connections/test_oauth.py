@@ -171,6 +171,11 @@ def test_it_classifies_rfc6749_grant_and_client_errors_as_permanent(stub, code):
     assert exc.http_status == status
 
 
+def test_it_classifies_slacks_dead_grant_answered_as_http_200_as_permanent(stub):
+    exc = refresh_error(stub, Reply(200, {"ok": False, "error": "invalid_refresh_token"}))
+    assert (exc.code, exc.permanent, exc.http_status) == ("invalid_refresh_token", True, 200)
+
+
 # --- transient errors ----------------------------------------------------------------------
 
 
