@@ -6,7 +6,6 @@ connection, the expiry and whether the link was consumed. Opening a link does no
 (mail scanners open links too); completing the provider's consent does.
 """
 
-import hashlib
 import secrets
 from datetime import timedelta
 
@@ -16,6 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from alerts.models import ReauthLink
+from tokenadmin.hashing import sha256_hex
 
 SALT = "tokenadmin.reauth-link"
 
@@ -28,17 +28,13 @@ class LinkError(Exception):
         self.reason = reason
 
 
-def _hash(nonce: str) -> str:
-    return hashlib.sha256(nonce.encode()).hexdigest()
-
-
 def build_reauth_link(connection, *, created_for: str = "", days: int | None = None) -> str:
     """Make a new link for `connection` and return its absolute URL."""
     days = days if days is not None else settings.TOKENADMIN["REAUTH_LINK_DAYS"]
     nonce = secrets.token_urlsafe(24)
     ReauthLink.objects.create(
         connection=connection,
-        nonce_hash=_hash(nonce),
+        nonce_hash=sha256_hex(nonce),
         expires_at=timezone.now() + timedelta(days=days),
         created_for=created_for[:200],
     )
@@ -54,7 +50,7 @@ def resolve_reauth_link(token: str) -> ReauthLink:
         raise LinkError("invalid", "This link is not valid: it may have been altered.") from exc
     link = (
         ReauthLink.objects.select_related("connection__provider")
-        .filter(nonce_hash=_hash(str(nonce)))
+        .filter(nonce_hash=sha256_hex(str(nonce)))
         .first()
     )
     if link is None:

@@ -7,7 +7,6 @@ accepted once, only in the browser that started it, and only within a few minute
 stored unless the grant is complete: tokens, a refresh token, and the pinned account.
 """
 
-import hashlib
 import logging
 import secrets
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from connections import oauth
 from connections.lifecycle import client_for, token_fields
 from connections.models import AuthorizationRequest, Connection
 from connections.status import evaluate_expiry
+from tokenadmin.hashing import sha256_hex
 
 logger = logging.getLogger(__name__)
 
@@ -42,10 +42,6 @@ class AuthorizationFailed(Exception):
 class Identity:
     account_id: str
     label: str
-
-
-def _hash(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
 
 
 def callback_url() -> str:
@@ -68,8 +64,8 @@ def start_authorization(
     AuthorizationRequest.objects.create(
         connection=connection,
         reauth_link=link,
-        state_hash=_hash(state),
-        browser_hash=_hash(browser_secret),
+        state_hash=sha256_hex(state),
+        browser_hash=sha256_hex(browser_secret),
         code_verifier=verifier,
         expires_at=now + REQUEST_LIFETIME,
     )
@@ -87,7 +83,7 @@ def start_authorization(
 def _claim_request(*, state: str, browser_secret: str) -> AuthorizationRequest:
     request = (
         AuthorizationRequest.objects.select_related("connection__provider", "reauth_link")
-        .filter(state_hash=_hash(state))
+        .filter(state_hash=sha256_hex(state))
         .first()
         if state
         else None
@@ -111,7 +107,7 @@ def _claim_request(*, state: str, browser_secret: str) -> AuthorizationRequest:
             "This authorization took too long and expired. Open the link again.",
             connection=connection,
         )
-    if not secrets.compare_digest(request.browser_hash, _hash(browser_secret)):
+    if not secrets.compare_digest(request.browser_hash, sha256_hex(browser_secret)):
         raise AuthorizationFailed(
             "wrong_browser",
             "This authorization was started in another browser. Open the link again here.",

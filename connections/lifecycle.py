@@ -231,7 +231,8 @@ def _refresh_under_lease(
     now = timezone.now()
     if not force and connection.next_attempt_at and connection.next_attempt_at > now:
         raise ProviderUnavailable(
-            f"{connection.slug}: provider failing; next attempt at {connection.next_attempt_at:%X}",
+            f"{connection.slug}: provider failing; next attempt at "
+            f"{connection.next_attempt_at:%H:%M:%S} UTC",
             retry_after=(connection.next_attempt_at - now).total_seconds(),
         )
     if not connection.refresh_token:
@@ -425,7 +426,8 @@ def _write_tokens(connection: Connection, fields: dict[str, Any]) -> int:
     """Store a refresh's result, retrying a locked database: the provider may already have
     rotated the refresh token, so giving up here would lose the grant."""
     query = Connection.objects.filter(pk=connection.pk, version=connection.version)
-    for attempt in range(1, WRITE_ATTEMPTS + 1):
+    attempt = 1
+    while True:
         try:
             return query.update(**fields)
         except OperationalError:
@@ -437,7 +439,7 @@ def _write_tokens(connection: Connection, fields: dict[str, Any]) -> int:
                 )
                 raise
             time.sleep(0.1 * attempt)
-    return 0
+            attempt += 1
 
 
 def _refresh_expiry_note(fields: dict[str, Any]) -> str:

@@ -1,10 +1,10 @@
-import hashlib
 import secrets
 from collections.abc import Iterable
 
 from django.db import models
 
 from connections.models.connection import Connection
+from tokenadmin.hashing import sha256_hex
 
 
 class ApiKeyQuerySet(models.QuerySet):
@@ -43,7 +43,7 @@ class ApiKey(models.Model):
 
     @staticmethod
     def hash_key(raw_key: str) -> str:
-        return hashlib.sha256(raw_key.encode()).hexdigest()
+        return sha256_hex(raw_key)
 
     @classmethod
     def issue(

@@ -4,7 +4,6 @@ Token values and the client secret live in encrypted columns (`*_encrypted` in t
 on the model they are plain attributes that never appear in `__str__`, `repr` or the admin.
 """
 
-import hashlib
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
@@ -15,6 +14,7 @@ from django.utils import timezone
 from django_cryptography.fields import encrypt
 
 from connections.models.provider import ExpirySource, Provider, RefreshExpiry
+from tokenadmin.hashing import sha256_hex
 
 DEFAULT_RENEWAL_FRACTION = 0.8
 
@@ -243,7 +243,7 @@ class Connection(models.Model):
         value = getattr(self, field)
         if not value:
             return ""
-        return hashlib.sha256(value.encode()).hexdigest()[:8]
+        return sha256_hex(value)[:8]
 
     # --- single-row state changes ---------------------------------------------------------
     def change_status(
