@@ -6,6 +6,7 @@ from django.test import Client
 
 from connections.models import Connection, Provider
 from tests.authserver.harness import AuthServer
+from tests.factories import provider_for
 
 pytest_plugins = ["tests.authserver.pytest_plugin"]
 
@@ -30,18 +31,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture
 def dot_provider(db, auth_server: AuthServer) -> Provider:
     """A Provider pointing at the test authorization server (django-oauth-toolkit)."""
-    return Provider.objects.create(
-        slug="testauth",
-        name="Test authorization server",
-        issuer=auth_server.issuer,
-        authorize_url=auth_server.authorize_url,
-        token_url=auth_server.token_url,
-        userinfo_url=auth_server.userinfo_url,
-        revoke_url=auth_server.revoke_url,
-        introspect_url=auth_server.introspect_url,
-        default_scopes="openid read offline_access",
-        extra_authorize_params={"prompt": "consent"},
-    )
+    return provider_for(auth_server, name="Test authorization server")
 
 
 @pytest.fixture

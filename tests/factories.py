@@ -4,6 +4,7 @@ import factory
 from django.utils import timezone
 
 from connections.models import Connection, Provider
+from tests.authserver.harness import AuthServer
 
 
 class ProviderFactory(factory.django.DjangoModelFactory):
@@ -37,3 +38,19 @@ class ConnectionFactory(factory.django.DjangoModelFactory):
             authorized_at=factory.LazyFunction(timezone.now),
             refresh_issued_at=factory.LazyFunction(timezone.now),
         )
+
+
+def provider_for(server: AuthServer, slug: str = "testauth", name: str = "") -> Provider:
+    """A Provider for the test authorization server (django-oauth-toolkit) `server`."""
+    return Provider.objects.create(
+        slug=slug,
+        name=name or f"Test authorization server ({slug})",
+        issuer=server.issuer,
+        authorize_url=server.authorize_url,
+        token_url=server.token_url,
+        userinfo_url=server.userinfo_url,
+        revoke_url=server.revoke_url,
+        introspect_url=server.introspect_url,
+        default_scopes="openid read offline_access",
+        extra_authorize_params={"prompt": "consent"},
+    )

@@ -10,7 +10,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from urllib.parse import urljoin
 import requests
 
 from tests.authserver.keys import generate_rsa_private_key_pem
+from tests.processes import wait_for_http
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 REQUEST_TIMEOUT = 10.0
@@ -115,21 +115,18 @@ class AuthServer:
         return server
 
     def wait_until_ready(self, timeout: float = START_TIMEOUT) -> None:
-        deadline = time.monotonic() + timeout
-        discovery_url = self.issuer + "/.well-known/openid-configuration"
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AuthServerError(
-                    f"authserver exited with code {self.process.returncode}:\n{self.read_log()}"
-                )
-            try:
-                if requests.get(discovery_url, timeout=1).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise AuthServerError(f"authserver not ready after {timeout}s:\n{self.read_log()}")
+        try:
+            wait_for_http(
+                self.process,
+                self.issuer + "/.well-known/openid-configuration",
+                timeout=timeout,
+                what="authserver",
+                read_log=self.read_log,
+                error=AuthServerError,
+            )
+        except AuthServerError:
+            self.stop()
+            raise
 
     def read_log(self) -> str:
         try:

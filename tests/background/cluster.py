@@ -216,22 +216,6 @@ def wait_for(predicate: Callable[[], Any], *, timeout: float, interval: float = 
         time.sleep(interval)
 
 
-def provider_for(server: AuthServer, slug: str = "testauth") -> Provider:
-    """A Provider for `server`, configured as `tests/conftest.py`'s `dot_provider`."""
-    return Provider.objects.create(
-        slug=slug,
-        name=f"Test authorization server ({slug})",
-        issuer=server.issuer,
-        authorize_url=server.authorize_url,
-        token_url=server.token_url,
-        userinfo_url=server.userinfo_url,
-        revoke_url=server.revoke_url,
-        introspect_url=server.introspect_url,
-        default_scopes="openid read offline_access",
-        extra_authorize_params={"prompt": "consent"},
-    )
-
-
 def authorized_connection(
     provider: Provider, server: AuthServer, slug: str, **fields: Any
 ) -> Connection:

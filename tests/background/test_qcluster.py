@@ -25,9 +25,9 @@ from tests.background.cluster import (
     authorized_connection,
     background,
     declare_schedules,
-    provider_for,
     wait_for,
 )
+from tests.factories import provider_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

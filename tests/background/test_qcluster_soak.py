@@ -53,8 +53,8 @@ from tests.background.cluster import (
     authorized_connection,
     background,
     declare_schedules,
-    provider_for,
 )
+from tests.factories import provider_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

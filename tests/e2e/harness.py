@@ -16,13 +16,13 @@ import secrets
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import requests
 
 from tests.authserver.harness import find_free_port
+from tests.processes import wait_for_http
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 OIDC_SERVER_DIR = Path(__file__).resolve().parent / "oidc_server"
@@ -71,20 +71,18 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 def _wait_for_http(
     process: subprocess.Popen[bytes], url: str, *, log_path: Path, what: str
 ) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise ProcessError(
-                f"{what} exited with code {process.returncode}:\n{_read_tail(log_path)}"
-            )
-        try:
-            if requests.get(url, timeout=1).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)
-    _stop(process)
-    raise ProcessError(f"{what} not ready after {START_TIMEOUT}s:\n{_read_tail(log_path)}")
+    try:
+        wait_for_http(
+            process,
+            url,
+            timeout=START_TIMEOUT,
+            what=what,
+            read_log=lambda: _read_tail(log_path),
+            error=ProcessError,
+        )
+    except ProcessError:
+        _stop(process)
+        raise
 
 
 class OidcServer:
