@@ -24,9 +24,9 @@ from django.db import connection as db_connection
 from django.test import Client
 from django.utils import timezone
 
-from alerts.links import build_reauth_link
 from connections import oauth
 from connections.lifecycle import TokenUnavailable, client_for, get_access_token
+from connections.links import build_reauth_link
 from connections.models import Connection, Provider
 from tests.authserver.harness import AuthServer
 

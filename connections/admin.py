@@ -19,9 +19,9 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django_q.tasks import async_task
 
-from alerts.links import build_reauth_link
 from connections.forms import ConnectionAdminForm
 from connections.lifecycle import settle_status
+from connections.links import build_reauth_link
 from connections.models import (
     Connection,
     ConsumerSchedule,

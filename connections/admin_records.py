@@ -7,7 +7,14 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
-from connections.models import ApiKey, HealthCheck, RefreshAttempt, StatusChange
+from connections.models import (
+    ApiKey,
+    FailoverEvent,
+    HealthCheck,
+    ReauthLink,
+    RefreshAttempt,
+    StatusChange,
+)
 
 
 class ReadOnlyHistoryAdmin(admin.ModelAdmin):
@@ -90,3 +97,23 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
         count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
         self.message_user(request, f"Revoked {count} key(s).", messages.SUCCESS)
+
+
+@admin.register(FailoverEvent)
+class FailoverEventAdmin(ReadOnlyHistoryAdmin):
+    list_display = ("connection", "kind", "backup", "reason", "created_at", "processed_at")
+    list_filter = ("kind", "connection")
+    date_hierarchy = "created_at"
+
+
+@admin.register(ReauthLink)
+class ReauthLinkAdmin(ReadOnlyHistoryAdmin):
+    """Only a hash of each link's nonce is stored, so the admin cannot show a link's URL; new
+    links are made with the "Create reauthorization link" action on connections."""
+
+    list_display = ("connection", "created_at", "expires_at", "consumed_at", "created_for")
+    list_filter = ("connection",)
+    search_fields = ("connection__name", "connection__slug", "created_for")
+    date_hierarchy = "created_at"
+    fields = ("connection", "created_for", "created_at", "expires_at", "consumed_at")
+    readonly_fields = fields

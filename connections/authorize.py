@@ -16,11 +16,10 @@ from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 
-from alerts.links import consume_reauth_link
-from alerts.models import ReauthLink
 from connections import oauth
 from connections.lifecycle import client_for, token_fields
-from connections.models import AuthorizationRequest, Connection
+from connections.links import consume_reauth_link
+from connections.models import AuthorizationRequest, Connection, ReauthLink
 from connections.status import evaluate_expiry
 from tokenadmin.hashing import sha256_hex
 

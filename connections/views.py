@@ -7,8 +7,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from alerts.links import LinkError, build_reauth_link, resolve_reauth_link
 from connections.authorize import AuthorizationFailed, complete_authorization, start_authorization
+from connections.links import LinkError, build_reauth_link, resolve_reauth_link
 from connections.models import Connection
 
 BROWSER_KEY = "tokenadmin_browser_secret"

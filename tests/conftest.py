@@ -55,7 +55,7 @@ def authorize_through_link(
     username: str = "alice",
 ):
     """Open a reauthorization link, consent at the server as `username`, finish the callback."""
-    from alerts.links import build_reauth_link
+    from connections.links import build_reauth_link
 
     client = client or Client()
     link = build_reauth_link(connection)

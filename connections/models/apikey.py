@@ -28,6 +28,7 @@ class ApiKey(models.Model):
     all_connections = models.BooleanField(
         default=False, help_text="Grants every connection, including future ones."
     )
+    allow_metrics = models.BooleanField(default=False, help_text="May read /metrics.")
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)

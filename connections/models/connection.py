@@ -72,9 +72,23 @@ class Connection(models.Model):
     backup = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="primaries"
     )
+    # The backup serving in this connection's place during a failover incident (null when the
+    # primary serves): claimed and released by conditional UPDATEs, so an incident writes one
+    # FailoverEvent at its start and one at its end, whatever the number of requests.
+    failed_over_to = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+    )
+    failed_over_at = models.DateTimeField(null=True, blank=True, editable=False)
+    contact_email = models.EmailField(
+        blank=True,
+        help_text="The person who owns the provider account; receives reauthorization emails.",
+    )
 
     client_id = models.CharField(max_length=500)
     client_secret = encrypt(models.TextField(blank=True, db_column="client_secret_encrypted"))
+    client_secret_set_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the client secret was last set (rotation age)."
+    )
     scopes = models.CharField(
         max_length=1000, blank=True, help_text="Space-separated; blank uses the provider's."
     )
@@ -98,6 +112,14 @@ class Connection(models.Model):
     refresh_expiry_override = models.CharField(
         max_length=16, choices=RefreshExpiry.choices, blank=True
     )
+    # What the provider showed about its refresh tokens: a known expiry that a rotation or
+    # renewal did not move is absolute; one that moved slides. Blank: nothing learned yet.
+    refresh_expiry_learned = models.CharField(
+        max_length=16, choices=RefreshExpiry.choices, blank=True
+    )
+    refresh_expiry_learned_from = models.CharField(max_length=200, blank=True)
+    # A hard cap no renewal extends (e.g. x_refresh_token_hard_expires_in): always a deadline.
+    refresh_hard_expires_at = models.DateTimeField(null=True, blank=True)
     authorized_at = models.DateTimeField(null=True, blank=True)
     last_refreshed_at = models.DateTimeField(null=True, blank=True)
 
@@ -105,6 +127,11 @@ class Connection(models.Model):
         max_length=255, blank=True, help_text="Pinned provider account (OIDC sub or userinfo id)."
     )
     account_label = models.CharField(max_length=255, blank=True)
+    expected_account = models.CharField(
+        max_length=255,
+        blank=True,
+        help_text="Account the first grant must belong to when none is pinned yet.",
+    )
 
     refresh_threshold = models.PositiveIntegerField(
         default=300, help_text="Refresh when the access token expires within this many seconds."

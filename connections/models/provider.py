@@ -9,6 +9,11 @@ class AuthMethod(models.TextChoices):
     CLIENT_SECRET_POST = "client_secret_post", "Form body (client_secret_post)"
 
 
+class BodyEncoding(models.TextChoices):
+    FORM = "form", "Form (application/x-www-form-urlencoded)"
+    JSON = "json", "JSON (application/json)"
+
+
 class RefreshExpiry(models.TextChoices):
     """How a provider's refresh tokens die."""
 
@@ -26,6 +31,7 @@ class ExpirySource(models.TextChoices):
     INTROSPECTION = "introspection", "Token introspection"
     OVERRIDE = "override", "Connection override"
     POLICY = "policy", "Provider policy"
+    ASSUMED = "assumed", "Assumed (default lifetime)"
     UNKNOWN = "unknown", "Unknown"
 
 
@@ -51,6 +57,20 @@ class Provider(models.Model):
         max_length=32, choices=AuthMethod.choices, default=AuthMethod.CLIENT_SECRET_BASIC
     )
     use_pkce = models.BooleanField(default=True)
+    # Token requests as the provider wants them, for the code exchange and every refresh.
+    token_request_params = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Extra token-request parameters, e.g. {"expiring": "1"}.',
+    )
+    token_request_headers = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Extra token-request headers, e.g. {"Accept": "application/json"}.',
+    )
+    token_request_encoding = models.CharField(
+        max_length=8, choices=BodyEncoding.choices, default=BodyEncoding.FORM
+    )
     access_token_lifetime = models.DurationField(
         null=True, blank=True, help_text="Used only when a token response has no expires_in."
     )

@@ -1,4 +1,5 @@
-"""Rows that record what happened to a connection: transitions, refreshes, consent trips."""
+"""Rows that record what happened to a connection: transitions, failovers, refreshes, consent
+trips and the reauthorization links that start them."""
 
 from django.db import models
 from django.utils import timezone
@@ -75,7 +76,7 @@ class AuthorizationRequest(models.Model):
         Connection, on_delete=models.CASCADE, related_name="authorization_requests"
     )
     reauth_link = models.ForeignKey(
-        "alerts.ReauthLink", null=True, blank=True, on_delete=models.SET_NULL
+        "connections.ReauthLink", null=True, blank=True, on_delete=models.SET_NULL
     )
     state_hash = models.CharField(max_length=64, unique=True)
     browser_hash = models.CharField(max_length=64)
@@ -116,3 +117,62 @@ class HealthCheck(models.Model):
         return (
             f"{self.connection} {'ok' if self.ok else 'failed'} at {self.checked_at:%Y-%m-%d %H:%M}"
         )
+
+
+class FailoverEvent(models.Model):
+    """The start (failover) or end (failback) of an incident in which a primary connection could
+    not serve and its backup did. One row per transition, never one per request: the alert
+    source for `oauth.failover.activated`."""
+
+    class Kind(models.TextChoices):
+        FAILOVER = "failover", "Failed over to the backup"
+        FAILBACK = "failback", "Back to the primary"
+
+    connection = models.ForeignKey(
+        Connection, on_delete=models.CASCADE, related_name="failover_events"
+    )
+    backup = models.ForeignKey(
+        Connection, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    reason = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    processed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the alert worker claimed it."
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["processed_at", "created_at"], name="failover_todo_idx"),
+            models.Index(fields=["connection", "-created_at"], name="failover_conn_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.connection}: {self.kind} at {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+
+class ReauthLink(models.Model):
+    """A signed, single-use link that sends a person straight to a provider's consent page.
+
+    Only a hash of the link's nonce is stored: a database reader cannot rebuild the URL.
+    """
+
+    connection = models.ForeignKey(
+        Connection, on_delete=models.CASCADE, related_name="reauth_links"
+    )
+    nonce_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    consumed_at = models.DateTimeField(null=True, blank=True)
+    created_for = models.CharField(max_length=200, blank=True, help_text="Why it was made.")
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"reauthorization link for {self.connection} ({self.created_at:%Y-%m-%d})"
+
+    def is_usable(self, *, now=None) -> bool:
+        now = now or timezone.now()
+        return self.consumed_at is None and self.expires_at > now

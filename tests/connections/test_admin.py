@@ -8,14 +8,14 @@ from django.db import connection as db
 from django.urls import reverse
 from django.utils import timezone
 
-from alerts.links import resolve_reauth_link
-from alerts.models import ReauthLink
 from connections.admin import INLINE_ROWS
 from connections.forms import ConnectionAdminForm
+from connections.links import resolve_reauth_link
 from connections.models import (
     Connection,
     ConsumerSchedule,
     Provider,
+    ReauthLink,
     RefreshAttempt,
     StatusChange,
 )
@@ -353,10 +353,10 @@ def test_it_lists_reauthorization_links_read_only(admin_client, connection):
     ReauthLink.objects.create(
         connection=connection, nonce_hash="0" * 64, expires_at=timezone.now() + timedelta(days=7)
     )
-    response = admin_client.get(reverse("admin:alerts_reauthlink_changelist"))
+    response = admin_client.get(reverse("admin:connections_reauthlink_changelist"))
     assert response.status_code == 200
     assert "Analytics export" in response.content.decode()
-    assert admin_client.get(reverse("admin:alerts_reauthlink_add")).status_code == 403
+    assert admin_client.get(reverse("admin:connections_reauthlink_add")).status_code == 403
 
 
 def test_it_shows_history_pages_without_secrets(admin_client, connection):

@@ -14,10 +14,9 @@ import time_machine
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from django.test import Client
 
-from alerts.links import build_reauth_link, resolve_reauth_link
-from alerts.models import ReauthLink
 from connections.authorize import REQUEST_LIFETIME
-from connections.models import AuthorizationRequest, Connection, StatusChange
+from connections.links import build_reauth_link, resolve_reauth_link
+from connections.models import AuthorizationRequest, Connection, ReauthLink, StatusChange
 from tests.authserver.harness import AuthServer
 
 CALLBACK = "http://testserver/oauth/callback/"

@@ -11,9 +11,8 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 from django.utils import timezone
 
-from alerts.models import ReauthLink
 from connections.management.commands.connection import parse_lifetime
-from connections.models import Connection, HealthCheck, RefreshAttempt, RefreshExpiry
+from connections.models import Connection, HealthCheck, ReauthLink, RefreshAttempt, RefreshExpiry
 from tests.conftest import authorize_through_link
 from tests.databases import test_database_url
 

@@ -17,8 +17,8 @@ from django.core.validators import validate_slug
 from django.db import IntegrityError
 from django.utils.text import slugify
 
-from alerts.links import build_reauth_link
 from connections import lifecycle, monitoring
+from connections.links import build_reauth_link
 from connections.management.commands._output import (
     connection_summary,
     render_connection_table,

@@ -8,9 +8,8 @@ from django.conf import settings
 from django.test import Client
 from django.utils import timezone
 
-from alerts.links import build_reauth_link, resolve_reauth_link
-from alerts.models import ReauthLink
-from connections.models import AuthorizationRequest, Connection
+from connections.links import build_reauth_link, resolve_reauth_link
+from connections.models import AuthorizationRequest, Connection, ReauthLink
 from tests.authserver.harness import AuthServer
 
 
@@ -105,7 +104,7 @@ def test_it_refuses_a_tampered_link(dot_connection, server):
 def test_it_refuses_a_validly_signed_link_that_was_never_issued(dot_connection, server):
     from django.core import signing
 
-    from alerts.links import SALT
+    from connections.links import SALT
 
     token = signing.dumps("a-nonce-nobody-stored", salt=SALT, compress=False)
     response = Client().get(f"/reauth/{token}/")

@@ -14,7 +14,7 @@ from django.core import signing
 from django.urls import reverse
 from django.utils import timezone
 
-from alerts.models import ReauthLink
+from connections.models import ReauthLink
 from tokenadmin.hashing import sha256_hex
 
 SALT = "tokenadmin.reauth-link"
