@@ -85,6 +85,14 @@ class AuthorizationRequest(models.Model):
     expires_at = models.DateTimeField()
     completed_at = models.DateTimeField(null=True, blank=True)
     outcome = models.CharField(max_length=200, blank=True)
+    # A grant whose account cannot be checked against a pinned or expected one is held here
+    # (encrypted token response) until a logged-in staff user confirms the account.
+    held_grant = encrypt(models.TextField(blank=True, db_column="held_grant_encrypted"))
+    held_account_id = models.CharField(max_length=255, blank=True)
+    held_account_label = models.CharField(max_length=255, blank=True)
+    processed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the alert worker claimed a refused grant's alert."
+    )
 
     def __str__(self) -> str:
         return f"authorization of {self.connection} at {self.created_at:%Y-%m-%d %H:%M}"
