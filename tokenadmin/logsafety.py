@@ -1,8 +1,8 @@
 """Keep bearer secrets that travel in URLs out of every log line.
 
-Reauthorization links carry a signed token in their path, and OAuth callbacks carry `code` and
-`state` in their query; Django logs 4xx paths and gunicorn logs every request line and Referer.
-Both go through `redact()`.
+Reauthorization links carry a signed token in their path, OAuth callbacks carry `code` and
+`state` in their query, the calendar feed its `key`; Django logs 4xx paths and gunicorn logs
+every request line and Referer. Both go through `redact()`.
 """
 
 import logging
@@ -14,7 +14,7 @@ from gunicorn.glogging import Logger as GunicornLogger
 _PATTERNS = (
     (re.compile(r"(/reauth/)[^/\s\"?]+"), r"\1[redacted]"),
     (
-        re.compile(r"([?&](?:code|state|access_token|refresh_token|id_token|token)=)[^&\s\"]+"),
+        re.compile(r"([?&](?:code|state|access_token|refresh_token|id_token|token|key)=)[^&\s\"]+"),
         r"\1[redacted]",
     ),
 )

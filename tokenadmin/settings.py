@@ -166,6 +166,8 @@ TOKENADMIN = {
     "HEALTH_CHECK_HOURS": env.int("TOKENADMIN_HEALTH_CHECK_HOURS", default=6),
     # Warn this many days before the reauthorize-by date.
     "WARNING_DAYS": env.list("TOKENADMIN_WARNING_DAYS", cast=int, default=[14, 7, 3, 1]),
+    # A client secret older than this many days is due for rotation (one alert per secret).
+    "CLIENT_SECRET_MAX_AGE_DAYS": env.int("TOKENADMIN_CLIENT_SECRET_MAX_AGE_DAYS", default=365),
 }
 
 # --- django-q2 ------------------------------------------------------------------------------
