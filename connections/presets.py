@@ -50,10 +50,25 @@ PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
 SAFE_PARAM = re.compile(r"^[A-Za-z0-9._:-]+$")
 URL_VALIDATOR = URLValidator(schemes=["http", "https"])
 SLUG_MAX = 50  # Provider.slug is a SlugField(max_length=50)
+# How messages name a typed-in endpoint (never by a CLI option or form field).
+ENDPOINT_LABELS = {
+    "authorize_url": "The authorization endpoint",
+    "token_url": "The token endpoint",
+    "revoke_url": "The revocation endpoint",
+    "userinfo_url": "The userinfo endpoint",
+}
 
 
 class PresetError(ValueError):
-    """A preset, its parameters or a provider URL cannot be used; the message says why."""
+    """A preset, its parameters or a provider URL cannot be used; the message says why.
+
+    `field` names the input at fault (`preset`, `preset_params`, `issuer`, `authorize_url`, ...),
+    so each front door can point at its own option or form field; messages never name one.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True)
@@ -114,18 +129,24 @@ def get_preset(slug: str) -> Preset:
         return _presets()[slug]
     except KeyError:
         if slug in EXCLUDED:
-            raise PresetError(f"There is no preset {slug!r}: {EXCLUDED[slug]}") from None
+            raise PresetError(
+                f"There is no preset {slug!r}: {EXCLUDED[slug]}", field="preset"
+            ) from None
         known = ", ".join(sorted(_presets()))
-        raise PresetError(f"Unknown preset {slug!r}. Known presets: {known}.") from None
+        raise PresetError(
+            f"Unknown preset {slug!r}. Known presets: {known}.", field="preset"
+        ) from None
 
 
-def validate_url(url: str, *, what: str) -> str:
+def validate_url(url: str, *, what: str, field: str | None = None) -> str:
     """Return `url` if it is an absolute http(s) URL, else raise PresetError naming `what`."""
     try:
         # The same check as Provider's URLFields, so admin edits accept what we store.
         URL_VALIDATOR(url)
     except ValidationError:
-        raise PresetError(f"{what} must be an absolute http(s) URL, got {url!r}.") from None
+        raise PresetError(
+            f"{what} must be an absolute http(s) URL, got {url!r}.", field=field
+        ) from None
     return url
 
 
@@ -143,18 +164,22 @@ def _checked_params(preset: Preset, params: dict[str, str]) -> dict[str, str]:
     if unknown:
         takes = ", ".join(preset.params) or "no parameters"
         raise PresetError(
-            f"Preset {preset.slug!r} does not take {', '.join(unknown)}; it takes {takes}."
+            f"Preset {preset.slug!r} does not take {', '.join(unknown)}; it takes {takes}.",
+            field="preset_params",
         )
     missing = [name for name in preset.params if not params.get(name)]
     if missing:
-        flags = " ".join(f"--preset-param {name}=VALUE" for name in missing)
         hints = "; ".join(f"{name}: {preset.params[name]}" for name in missing)
-        raise PresetError(f"Preset {preset.slug!r} needs {flags} ({hints}).")
+        raise PresetError(
+            f"Preset {preset.slug!r} needs a value for {', '.join(missing)} ({hints}).",
+            field="preset_params",
+        )
     for name in _endpoint_params(preset):
         if not SAFE_PARAM.match(params[name]):
             raise PresetError(
-                f"--preset-param {name}={params[name]!r} cannot go into a URL "
-                "(use letters, digits and . - _ :)."
+                f"The {name} value {params[name]!r} cannot go into a URL "
+                "(use letters, digits and . - _ :).",
+                field="preset_params",
             )
     return params
 
@@ -196,7 +221,8 @@ def provider_from_preset(slug: str, *, params: dict[str, str] | None = None) -> 
         if existing.preset not in ("", preset.slug):
             raise PresetError(
                 f"Provider {provider_slug!r} already exists and was made from preset "
-                f"{existing.preset!r}, not {preset.slug!r}."
+                f"{existing.preset!r}, not {preset.slug!r}.",
+                field="preset",
             )
         return existing
     urls = {
@@ -206,7 +232,7 @@ def provider_from_preset(slug: str, *, params: dict[str, str] | None = None) -> 
     issuer = _fill(preset.issuer, params)
     for name, url in [*urls.items(), ("issuer", issuer)]:
         if url:
-            validate_url(url, what=f"preset {preset.slug} {name}")
+            validate_url(url, what=f"Preset {preset.slug}'s {name}", field="preset_params")
     lifetime_days = preset.refresh_token_lifetime
     return _create(
         provider_slug,
@@ -244,7 +270,8 @@ def _pick_auth_method(supported: tuple[str, ...]) -> str:
             return method
     raise PresetError(
         "The provider supports neither client_secret_basic nor client_secret_post "
-        f"(it lists {', '.join(supported)}); tokenadmin cannot authenticate to it."
+        f"(it lists {', '.join(supported)}); tokenadmin cannot authenticate to it.",
+        field="issuer",
     )
 
 
@@ -255,20 +282,20 @@ def provider_from_issuer(issuer: str) -> Provider:
     with `prompt=consent` (OIDC Core §11: how OpenID providers issue refresh tokens) when the
     provider lists them.
     """
-    validate_url(issuer, what="--issuer")
+    validate_url(issuer, what="The issuer", field="issuer")
     existing = _same_issuer(issuer)
     if existing is not None:
         return existing
     try:
         meta = oauth.discover(issuer)
     except oauth.OAuthError as exc:
-        raise PresetError(f"Discovery failed for {issuer}: {exc}") from exc
+        raise PresetError(f"Discovery failed for {issuer}: {exc}", field="issuer") from exc
     existing = _same_issuer(meta.issuer)
     if existing is not None:
         return existing
     for name in ("authorize_url", "token_url", "revoke_url", "introspect_url", "userinfo_url"):
         if getattr(meta, name):
-            validate_url(getattr(meta, name), what=f"discovered {name}")
+            validate_url(getattr(meta, name), what=f"The discovered {name}", field="issuer")
     scopes = [s for s in ("openid", "offline_access") if s in meta.scopes_supported]
     parts = urlsplit(meta.issuer)
     label = (parts.netloc + parts.path).rstrip("/")
@@ -299,13 +326,19 @@ def provider_from_urls(
 
     Token behaviour is unknown until a token response or an override says otherwise.
     """
-    validate_url(authorize_url, what="--authorize-url")
-    validate_url(token_url, what="--token-url")
-    for what, url in (("--revoke-url", revoke_url), ("--userinfo-url", userinfo_url)):
-        if url:
-            validate_url(url, what=what)
+    endpoints = {
+        "authorize_url": authorize_url,
+        "token_url": token_url,
+        "revoke_url": revoke_url,
+        "userinfo_url": userinfo_url,
+    }
+    for name, url in endpoints.items():
+        if url or name in ("authorize_url", "token_url"):
+            validate_url(url, what=ENDPOINT_LABELS[name], field=name)
     if auth_method not in AuthMethod.values:
-        raise PresetError(f"Unknown client authentication method {auth_method!r}.")
+        raise PresetError(
+            f"Unknown client authentication method {auth_method!r}.", field="auth_method"
+        )
     existing = Provider.objects.filter(authorize_url=authorize_url, token_url=token_url).first()
     if existing is not None:
         return existing

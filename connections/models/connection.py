@@ -7,6 +7,7 @@ on the model they are plain attributes that never appear in `__str__`, `repr` or
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models, transaction
 from django.db.models import Q
@@ -180,6 +181,25 @@ class Connection(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        """A backup chain must end somewhere: the token service follows it when a primary cannot
+        serve, so a connection may not back itself up, directly or around a loop."""
+        if self.backup_id is None or self.pk is None:
+            return  # nothing can point back at a connection that is not saved yet
+        if self.backup_id == self.pk:
+            raise ValidationError({"backup": "A connection cannot be its own backup."})
+        chain, seen, current = [self.slug], {self.pk}, self.backup_id
+        while current is not None and current not in seen:
+            seen.add(current)
+            row = Connection.objects.filter(pk=current).values_list("slug", "backup_id").first()
+            if row is None:
+                return
+            chain.append(row[0])
+            current = row[1]
+        if current == self.pk:
+            loop = " -> ".join([*chain, self.slug])
+            raise ValidationError({"backup": f"Backups may not go round in a loop: {loop}."})
 
     # --- token predicates -----------------------------------------------------------------
     def access_token_valid_for(self, seconds: float, *, now: datetime | None = None) -> bool:

@@ -30,8 +30,20 @@ def test_it_says_why_a_provider_has_no_preset(slug):
 
 
 def test_it_names_the_known_presets_for_an_unknown_one():
-    with pytest.raises(PresetError, match=r"Unknown preset 'gogle'.*google"):
+    with pytest.raises(PresetError, match=r"Unknown preset 'gogle'.*google") as info:
         get_preset("gogle")
+    assert info.value.field == "preset"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "params",
+    [{}, {"tenant": "a b"}, {"tenant": "t", "region": "eu"}],
+)
+def test_it_never_names_a_command_line_option_in_its_messages(params):
+    with pytest.raises(PresetError) as info:
+        provider_from_preset("microsoft", params=params)
+    assert "--" not in str(info.value)
 
 
 def test_it_cites_sources_for_every_preset():
@@ -115,14 +127,18 @@ def test_it_refuses_to_reuse_a_provider_made_from_another_preset():
 
 @pytest.mark.django_db
 def test_it_rejects_a_placeholder_value_that_makes_an_invalid_url():
-    with pytest.raises(PresetError, match="authorize_url must be an absolute http"):
+    with pytest.raises(
+        PresetError, match="looker's authorize_url must be an absolute http"
+    ) as info:
         provider_from_preset("looker", params={"instance": "nodots", "api_host": "x.test"})
+    assert info.value.field == "preset_params"
 
 
 @pytest.mark.django_db
 def test_it_requires_every_placeholder_value():
-    with pytest.raises(PresetError, match="needs --preset-param tenant=VALUE"):
+    with pytest.raises(PresetError, match="needs a value for tenant") as info:
         provider_from_preset("microsoft", params={})
+    assert info.value.field == "preset_params"
     assert not Provider.objects.exists()
 
 
@@ -135,7 +151,7 @@ def test_it_rejects_parameters_the_preset_does_not_take():
 @pytest.mark.django_db
 @pytest.mark.parametrize("value", ["evil.test/x", "a b", "x?y=1", "user@evil.test"])
 def test_it_keeps_placeholder_values_out_of_url_structure(value):
-    with pytest.raises(PresetError, match="cannot go into a URL"):
+    with pytest.raises(PresetError, match=r"The tenant value .* cannot go into a URL"):
         provider_from_preset("microsoft", params={"tenant": value})
 
 
@@ -160,8 +176,9 @@ def test_it_builds_a_provider_by_discovery(auth_server):
 
 @pytest.mark.django_db
 def test_it_reports_a_failed_discovery(auth_server):
-    with pytest.raises(PresetError, match=r"Discovery failed for .*/nothing-here"):
+    with pytest.raises(PresetError, match=r"Discovery failed for .*/nothing-here") as info:
         provider_from_issuer(auth_server.base_url + "/nothing-here")
+    assert info.value.field == "issuer"
     assert not Provider.objects.exists()
 
 
@@ -171,8 +188,11 @@ def test_it_reports_a_failed_discovery(auth_server):
     ["ftp://example.test/auth", "/oauth/authorize", "example.test/auth", "https://exa mple/", ""],
 )
 def test_it_rejects_urls_that_are_not_absolute_http(authorize_url):
-    with pytest.raises(PresetError, match="--authorize-url must be an absolute http"):
+    with pytest.raises(
+        PresetError, match="authorization endpoint must be an absolute http"
+    ) as info:
         provider_from_urls(authorize_url, "https://example.test/token")
+    assert info.value.field == "authorize_url"
 
 
 @pytest.mark.django_db

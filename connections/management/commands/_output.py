@@ -1,4 +1,4 @@
-"""How `manage.py connection` shows connections. Never a token or a secret.
+"""How `manage.py connection` shows connections and their consumers. Never a token or a secret.
 
 The JSON shape is `connections.serializers.connection_summary`, shared with the token API, so
 `--json` and `GET /api/v1/connections/<slug>` describe a connection the same way.
@@ -8,12 +8,14 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from connections.models import Connection
-from connections.serializers import connection_summary
+from connections.models import Connection, ConsumerSchedule
+from connections.serializers import connection_summary, iso
 
 __all__ = [
     "connection_summary",
+    "consumer_summary",
     "render_connection_table",
+    "render_consumer_table",
     "render_detail",
     "render_json",
     "render_table",
@@ -62,3 +64,21 @@ def render_detail(connection: Connection) -> str:
     items = {**summary, **extra}
     width = max(len(key) for key in items)
     return "\n".join(f"{key.ljust(width)}  {_cell(value)}" for key, value in items.items())
+
+
+def consumer_summary(schedule: ConsumerSchedule) -> dict[str, Any]:
+    return {
+        "label": schedule.label,
+        "cron": schedule.cron,
+        "timezone": schedule.timezone,
+        "lead_minutes": schedule.lead_minutes,
+        "run_minutes": schedule.run_minutes,
+        "next_run_at": iso(schedule.next_run_at),
+    }
+
+
+def render_consumer_table(schedules: Sequence[ConsumerSchedule]) -> str:
+    headers = ["consumer", "cron", "time zone", "lead (min)", "run (min)", "next run"]
+    keys = ["label", "cron", "timezone", "lead_minutes", "run_minutes", "next_run_at"]
+    summaries = [consumer_summary(schedule) for schedule in schedules]
+    return render_table(headers, [[summary[key] for key in keys] for summary in summaries])
