@@ -1,8 +1,8 @@
 """Admin for providers and connections.
 
 Token values and the client secret never reach a page: they are not form fields, and the
-read-only summaries show only presence, expiry and a short fingerprint. Status changes go
-through `Connection.change_status` (actions), so each one is recorded as a StatusChange row.
+read-only summaries show only presence, expiry and a short fingerprint. Adding, editing,
+disabling and enabling go through `connections.services`, like every other front door.
 """
 
 from datetime import datetime
@@ -11,27 +11,23 @@ from urllib.parse import urlsplit
 
 from django.contrib import admin, messages
 from django.db import models
-from django.db.models import QuerySet
-from django.forms.models import BaseInlineFormSet
+from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django_q.tasks import async_task
 
-from connections.forms import ConnectionAdminForm
-from connections.lifecycle import settle_status
-from connections.links import build_reauth_link
-from connections.models import (
-    Connection,
-    ConsumerSchedule,
-    HealthCheck,
-    Provider,
-    RefreshAttempt,
-    StatusChange,
+from connections import services
+from connections.admin_inlines import (
+    ConsumerScheduleInline,
+    HealthCheckInline,
+    RefreshAttemptInline,
+    StatusChangeInline,
 )
-
-INLINE_ROWS = 20
+from connections.forms import ConnectionAdminForm
+from connections.links import build_reauth_link
+from connections.models import Connection, ConsumerSchedule, Provider
 
 
 def _when(value: datetime | None) -> str:
@@ -97,77 +93,16 @@ class ProviderAdmin(admin.ModelAdmin):
     )
 
     def save_model(self, request: HttpRequest, obj: Provider, form: Any, change: bool) -> None:
-        super().save_model(request, obj, form, change)
         if change:
-            obj.connections.all().recompute_due_times()
+            changes = {name: form.cleaned_data[name] for name in form.changed_data}
+            services.provider_update(provider=obj, changes=changes)
+        else:
+            fields = {name: form.cleaned_data[name] for name in form.fields}
+            _adopt(obj, services.provider_create(fields=fields))
 
     @admin.display(description="Token endpoint", ordering="token_url")
     def token_endpoint_host(self, obj: Provider) -> str:
         return urlsplit(obj.token_url).netloc
-
-
-class RecentRowsFormSet(BaseInlineFormSet):
-    """Only the newest rows: a connection refreshed every hour has thousands of attempts."""
-
-    def get_queryset(self) -> QuerySet:
-        if not hasattr(self, "_recent"):
-            self._recent = super().get_queryset()[:INLINE_ROWS]
-        return self._recent
-
-
-class ReadOnlyInline(admin.TabularInline):
-    formset = RecentRowsFormSet
-    extra = 0
-    can_delete = False
-    show_change_link = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-class StatusChangeInline(ReadOnlyInline):
-    model = StatusChange
-    fields = ("created_at", "from_status", "to_status", "reason", "processed_at")
-    readonly_fields = fields
-    verbose_name_plural = f"Status changes (newest {INLINE_ROWS})"
-
-
-class RefreshAttemptInline(ReadOnlyInline):
-    model = RefreshAttempt
-    fields = (
-        "started_at",
-        "trigger",
-        "outcome",
-        "error_code",
-        "http_status",
-        "rotated",
-        "duration_ms",
-        "message",
-    )
-    readonly_fields = fields
-    verbose_name_plural = f"Refresh attempts (newest {INLINE_ROWS})"
-
-
-class HealthCheckInline(ReadOnlyInline):
-    model = HealthCheck
-    fields = ("checked_at", "method", "ok", "http_status", "latency_ms", "error_code", "message")
-    readonly_fields = fields
-    verbose_name_plural = f"Health checks (newest {INLINE_ROWS})"
-
-
-class ConsumerScheduleInline(admin.TabularInline):
-    """The pipelines using this connection; the sweep has a token ready before each run."""
-
-    model = ConsumerSchedule
-    extra = 0
-    fields = ("label", "cron", "timezone", "lead_minutes", "run_minutes", "next_run_at")
-    readonly_fields = ("next_run_at",)
 
 
 @admin.register(Connection)
@@ -194,6 +129,7 @@ class ConnectionAdmin(admin.ModelAdmin):
         "status_reason",
         "status_changed_at",
         "client_secret_summary",
+        "client_secret_set_at",
         "access_token_summary",
         "refresh_token_summary",
         "token_type",
@@ -222,8 +158,17 @@ class ConnectionAdmin(admin.ModelAdmin):
         (None, {"fields": ("name", "slug", "provider", "backup", "status", "status_reason")}),
         (
             "OAuth client",
-            {"fields": ("client_id", "new_client_secret", "client_secret_summary", "scopes")},
+            {
+                "fields": (
+                    "client_id",
+                    "new_client_secret",
+                    "client_secret_summary",
+                    "client_secret_set_at",
+                    "scopes",
+                )
+            },
         ),
+        ("Provider account", {"fields": ("contact_email", "expected_account")}),
         (
             "Tokens",
             {
@@ -278,13 +223,16 @@ class ConnectionAdmin(admin.ModelAdmin):
     )
 
     def save_model(self, request: HttpRequest, obj: Connection, form: Any, change: bool) -> None:
+        # The form ran the model's validation, the services' own, so a refusal was shown there.
         if change:
-            # Never a full save: the tokens loaded for this form may have been rotated since.
-            obj.save(update_fields=form.changed_model_fields())
-            # The threshold, renewal fraction and overrides move the sweeps' due times.
-            Connection.objects.filter(pk=obj.pk).recompute_due_times()
+            saved = services.connection_update(
+                connection=obj, changes=form.changes(), client_secret=form.typed_secret()
+            )
         else:
-            obj.save()
+            saved = services.connection_create(**form.creation_arguments())
+            _adopt(obj, saved.connection)
+        for note in saved.notes:
+            self.message_user(request, note, messages.INFO)
 
     def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
         if formset.model is ConsumerSchedule:
@@ -377,36 +325,31 @@ class ConnectionAdmin(admin.ModelAdmin):
 
     @admin.action(description="Disable")
     def disable(self, request: HttpRequest, queryset: QuerySet[Connection]) -> None:
+        actor = f"{request.user} in the admin"
         changed = [
             connection
             for connection in queryset
-            if connection.change_status(
-                Connection.Status.DISABLED, reason=f"disabled in the admin by {request.user}"
-            )
+            if services.connection_disable(connection=connection, reason="", actor=actor)
         ]
         self.message_user(request, f"Disabled {len(changed)} connection(s).", messages.SUCCESS)
 
     @admin.action(description="Enable")
     def enable(self, request: HttpRequest, queryset: QuerySet[Connection]) -> None:
+        actor = f"{request.user} in the admin"
         changed = [
             connection
             for connection in queryset.filter(status=Connection.Status.DISABLED)
-            if connection.change_status(
-                _status_before_disabling(connection),
-                reason=f"enabled in the admin by {request.user}",
-            )
+            if services.connection_enable(connection=connection, actor=actor)
         ]
         self.message_user(request, f"Enabled {len(changed)} connection(s).", messages.SUCCESS)
 
 
-def _status_before_disabling(connection: Connection) -> str:
-    """Back to where the connection was: a disabled `needs_reauth` grant is still dead."""
-    change = connection.status_changes.filter(to_status=Connection.Status.DISABLED).first()
-    if change is not None and change.from_status != Connection.Status.DISABLED:
-        return change.from_status
-    if not connection.refresh_token:
-        return Connection.Status.PENDING
-    return settle_status(connection)
+def _adopt(obj: Model, saved: Model) -> None:
+    """Turn the admin's unsaved `obj` into the row a service created: the inlines, the history
+    entry and the redirect that follow all hang on that object."""
+    obj.pk = saved.pk
+    obj.refresh_from_db()
+    obj._state.adding = False
 
 
 # Registers the read-only history and API-key admins.

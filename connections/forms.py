@@ -1,26 +1,16 @@
-"""Forms for the admin. Secrets go in, never come back out."""
+"""Forms for the admin. Secrets go in, never come back out.
+
+They collect and validate input only: the admin saves through `connections.services`, and the
+model's validation (`Connection.full_clean`, backup loops in `clean()`) is the same one the
+services run, so each refusal shows next to its field.
+"""
 
 from typing import Any
 
 from django import forms
 
 from connections.models import Connection
-
-# An allow-list: token values, the client secret, status and engine state are never form fields
-# (a form would render a token into HTML, or let a hand edit undo a refresh).
-EDITABLE_FIELDS = (
-    "name",
-    "slug",
-    "provider",
-    "backup",
-    "client_id",
-    "scopes",
-    "refresh_threshold",
-    "renewal_fraction",
-    "refresh_lifetime_override",
-    "refresh_expiry_override",
-    "health_check_url",
-)
+from connections.services import EDITABLE_CONNECTION_FIELDS
 
 
 class ConnectionAdminForm(forms.ModelForm):
@@ -41,7 +31,7 @@ class ConnectionAdminForm(forms.ModelForm):
 
     class Meta:
         model = Connection
-        fields = EDITABLE_FIELDS
+        fields = EDITABLE_CONNECTION_FIELDS
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -52,26 +42,20 @@ class ConnectionAdminForm(forms.ModelForm):
             field.required = True
             field.help_text = "Write-only: it is stored encrypted and never shown again."
 
-    def clean_backup(self) -> Connection | None:
-        backup = self.cleaned_data.get("backup")
-        if backup is not None and backup.pk == self.instance.pk:
-            raise forms.ValidationError("A connection cannot be its own backup.")
-        return backup
+    def typed_secret(self) -> str | None:
+        """The new client secret, or None to keep the stored one."""
+        return self.cleaned_data.get("new_client_secret") or None
 
-    def changed_model_fields(self) -> list[str]:
-        """The columns this form may write on edit.
+    def changes(self) -> dict[str, Any]:
+        """The edited settings, for `connection_update`, which writes only these columns: a
+        refresh that rotated the tokens while the form was open is never overwritten."""
+        return {
+            name: self.cleaned_data[name]
+            for name in self.changed_data
+            if name in EDITABLE_CONNECTION_FIELDS
+        }
 
-        Saving only these keeps a refresh that rotated the tokens meanwhile from being overwritten
-        with the stale values loaded for the form (rules 3 and 4 of the design).
-        """
-        names = {f.name for f in Connection._meta.concrete_fields}
-        fields = [name for name in self.changed_data if name in names]
-        if self.cleaned_data.get("new_client_secret"):
-            fields.append("client_secret")
-        return [*fields, "updated_at"]
-
-    def save(self, commit: bool = True) -> Connection:
-        secret = self.cleaned_data.get("new_client_secret")
-        if secret:
-            self.instance.client_secret = secret
-        return super().save(commit=commit)
+    def creation_arguments(self) -> dict[str, Any]:
+        """Everything `connection_create` needs for a connection at an existing provider."""
+        fields = {name: self.cleaned_data[name] for name in EDITABLE_CONNECTION_FIELDS}
+        return {**fields, "client_secret": self.cleaned_data["new_client_secret"]}

@@ -1,5 +1,4 @@
 from datetime import timedelta
-from typing import Any
 
 import pytest
 from django.contrib import admin
@@ -8,7 +7,7 @@ from django.db import connection as db
 from django.urls import reverse
 from django.utils import timezone
 
-from connections.admin import INLINE_ROWS
+from connections.admin_inlines import INLINE_ROWS
 from connections.forms import ConnectionAdminForm
 from connections.links import resolve_reauth_link
 from connections.models import (
@@ -20,15 +19,12 @@ from connections.models import (
     StatusChange,
 )
 from tests.factories import ConnectionFactory, ProviderFactory
+from tests.support.admin import NO_INLINE_ROWS, change_url, changelist_url, form_data
 
 ACCESS = "AT-sekrit-4f7a9c0d1e2b"
 REFRESH = "RT-sekrit-8e1d2c3b4a59"
 SECRET = "CS-sekrit-0a1b2c3d4e5f"
 SECRETS = (ACCESS, REFRESH, SECRET)
-INLINES = ("consumer_schedules", "status_changes", "refresh_attempts", "health_checks")
-NO_INLINE_ROWS = {
-    f"{prefix}-{name}": 0 for prefix in INLINES for name in ("TOTAL_FORMS", "INITIAL_FORMS")
-}
 
 
 @pytest.fixture
@@ -46,33 +42,9 @@ def connection(db) -> Connection:
     )
 
 
-def change_url(connection: Connection) -> str:
-    return reverse("admin:connections_connection_change", args=[connection.pk])
-
-
-def changelist_url() -> str:
-    return reverse("admin:connections_connection_changelist")
-
-
 def assert_no_secrets(html: str) -> None:
     for value in SECRETS:
         assert value not in html
-
-
-def form_data(response: Any) -> dict[str, Any]:
-    """What a browser would POST back unchanged from an admin change page."""
-    form = response.context["adminform"].form
-    data: dict[str, Any] = {}
-    for name in form.fields:
-        value = form[name].value()
-        if value is None or value is False:
-            continue
-        data[name] = value
-    for inline in response.context["inline_admin_formsets"]:
-        management = inline.formset.management_form
-        for name in management.fields:
-            data[management.add_prefix(name)] = management[name].value()
-    return data
 
 
 def stored_ciphertext(connection: Connection, column: str) -> bytes:
@@ -385,16 +357,12 @@ def test_it_queues_a_refresh_and_a_health_check_for_the_workers(admin_client):
     assert all(task["args"] == (connection.pk,) for task in queued)
 
 
-@pytest.mark.django_db
-def test_it_refuses_a_connection_as_its_own_backup():
-    from django import forms
-
-    from connections.forms import ConnectionAdminForm
-
-    connection = ConnectionFactory()
-    form = ConnectionAdminForm(instance=connection)
-    form.cleaned_data = {"backup": connection}
-    with pytest.raises(forms.ValidationError, match="its own backup"):
-        form.clean_backup()
-    form.cleaned_data = {"backup": ConnectionFactory()}
-    assert form.clean_backup() is not None
+def test_it_shows_a_backup_loop_next_to_the_backup_field(admin_client, connection):
+    spare = ConnectionFactory(slug="spare", backup=connection)
+    refusals = {connection.pk: "its own backup", spare.pk: "loop: analytics -> spare -> analytics"}
+    for backup, words in refusals.items():
+        data = form_data(admin_client.get(change_url(connection))) | {"backup": backup}
+        response = admin_client.post(change_url(connection), data)
+        assert response.status_code == 200
+        assert words in response.context["adminform"].form.errors["backup"][0]
+    assert Connection.objects.get(pk=connection.pk).backup is None
