@@ -35,7 +35,6 @@ from connections.presets import (
     provider_from_preset,
     provider_from_urls,
 )
-from connections.signals import announce_alert_source
 from connections.status import evaluate_expiry
 
 
@@ -219,14 +218,13 @@ def connection_disable(*, connection: Connection, reason: str, actor: str) -> bo
     """Stop serving and refreshing the connection (its tokens are kept); False if it already
     was disabled. Recorded as a status change."""
     why = f"disabled by {actor}: {reason}" if reason else f"disabled by {actor}"
-    return _record_status(connection, Connection.Status.DISABLED, reason=why)
+    return connection.change_status(Connection.Status.DISABLED, reason=why)
 
 
 def connection_enable(*, connection: Connection, actor: str) -> bool:
     """Undo `connection_disable`, to the status the grant is really in; False if the
     connection was not disabled. Recorded as a status change."""
-    return _record_status(
-        connection,
+    return connection.change_status(
         _status_after_enabling(connection),
         reason=f"enabled by {actor}",
         expected=(Connection.Status.DISABLED,),
@@ -398,17 +396,6 @@ def _status_after_enabling(connection: Connection) -> str:
     if before == Connection.Status.NEEDS_REAUTH:
         return Connection.Status.NEEDS_REAUTH  # a dead grant stays dead until reauthorized
     return evaluate_expiry(connection, now=timezone.now())[0]
-
-
-def _record_status(
-    connection: Connection, to_status: str, *, reason: str, expected: Iterable[str] | None = None
-) -> bool:
-    if not connection.change_status(to_status, reason=reason, expected=expected):
-        return False
-    change = connection.status_changes.order_by("-pk").values_list("pk", flat=True).first()
-    if change is not None:
-        announce_alert_source(kind="status_change", pk=change)
-    return True
 
 
 # --- tokens: serve with failover, rejected-token reports --------------------------------------
