@@ -203,9 +203,10 @@ def read_client_secret(*, client_secret: str | None, client_secret_file: str | N
 
 def add_consumers_arguments(consumers: CommandParser) -> None:
     consumers.description = (
-        "List, add or remove the pipelines that use a connection, by their cron schedules. "
-        "The sweep has a fresh token ready --lead minutes before each run, and the connection "
-        "turns `expiring` when its refresh token would be dead at a consumer's next run.\n\n"
+        "List, add or remove the pipelines that use a connection, by their cron schedules.\n"
+        "The sweep has a fresh token ready --lead minutes before each run, and the daily\n"
+        "monitor marks the connection `expiring` when its refresh token would be dead at a\n"
+        "consumer's next run. Without --add or --remove: list them.\n\n"
         "  connection consumers analytics --add nightly --cron '0 2 * * *' --tz Europe/Berlin"
     )
     consumers.add_argument("slug")
