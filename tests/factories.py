@@ -54,3 +54,43 @@ def provider_for(server: AuthServer, slug: str = "testauth", name: str = "") -> 
         default_scopes="openid read offline_access",
         extra_authorize_params={"prompt": "consent"},
     )
+
+
+class ChannelFactory(factory.django.DjangoModelFactory):
+    """An email channel by default; `webhook=True` or `slack=True` for the others (give `url`)."""
+
+    class Meta:
+        model = "alerts.Channel"
+
+    name = factory.Sequence(lambda n: f"Channel {n}")
+    kind = "email"
+    email_addresses = factory.Sequence(lambda n: f"ops{n}@example.com")
+
+    class Params:
+        webhook = factory.Trait(
+            kind="webhook", email_addresses="", secret="webhook-signing-secret-0123456789"
+        )
+        slack = factory.Trait(kind="slack", email_addresses="")
+
+
+class AlertRuleFactory(factory.django.DjangoModelFactory):
+    """A rule for `event` (needs_reauth by default) over all connections; pass `channels=[…]`."""
+
+    class Meta:
+        model = "alerts.AlertRule"
+        skip_postgeneration_save = True
+
+    name = factory.Sequence(lambda n: f"Rule {n}")
+    event = "oauth.connection.needs_reauth"
+
+    @factory.post_generation
+    def channels(self, create: bool, extracted, **kwargs) -> None:
+        if create and extracted:
+            self.channels.set(extracted)
+
+    @factory.post_generation
+    def connections(self, create: bool, extracted, **kwargs) -> None:
+        if create and extracted:
+            self.all_connections = False
+            self.save(update_fields=["all_connections"])
+            self.connections.set(extracted)

@@ -8,7 +8,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import environ
-from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import ImproperlyConfigured, ValidationError
+from django.core.validators import validate_email
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -168,7 +169,18 @@ TOKENADMIN = {
     "WARNING_DAYS": env.list("TOKENADMIN_WARNING_DAYS", cast=int, default=[14, 7, 3, 1]),
     # A client secret older than this many days is due for rotation (one alert per secret).
     "CLIENT_SECRET_MAX_AGE_DAYS": env.int("TOKENADMIN_CLIENT_SECRET_MAX_AGE_DAYS", default=365),
+    # Who is told about every event by default (`setup_alerts`), besides each connection's contact.
+    "ALERT_EMAILS": env.list("TOKENADMIN_ALERT_EMAILS", default=[]),
 }
+
+for _address in TOKENADMIN["ALERT_EMAILS"]:
+    try:
+        validate_email(_address)
+    except ValidationError:
+        raise ImproperlyConfigured(
+            f"TOKENADMIN_ALERT_EMAILS: {_address!r} is not an email address; give a "
+            "comma-separated list such as ops@example.com,data@example.com, or leave it blank."
+        ) from None
 
 # --- django-q2 ------------------------------------------------------------------------------
 Q_CLUSTER = {

@@ -15,6 +15,7 @@ from django.utils import timezone
 from django_cryptography.fields import encrypt
 
 from connections.models.provider import ExpirySource, Provider, RefreshExpiry
+from connections.signals import announce_alert_source
 from tokenadmin.hashing import sha256_hex
 
 DEFAULT_RENEWAL_FRACTION = 0.8
@@ -319,8 +320,9 @@ class Connection(models.Model):
             Connection.objects.filter(pk=self.pk).update(
                 status=to_status, status_reason=reason[:500], status_changed_at=now
             )
-            self.status_changes.create(
+            change = self.status_changes.create(
                 from_status=current, to_status=to_status, reason=reason[:500]
             )
+            announce_alert_source(kind="status_change", pk=change.pk)
         self.status, self.status_reason, self.status_changed_at = to_status, reason[:500], now
         return True

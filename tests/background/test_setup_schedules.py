@@ -13,6 +13,7 @@ SWEEP = "tokenadmin: access-token sweep"
 RENEWAL = "tokenadmin: refresh-token renewal"
 MONITOR = "tokenadmin: expiry monitor"
 HEALTH = "tokenadmin: health checks"
+ALERTS = "tokenadmin: alert delivery"
 
 
 def setup_schedules() -> str:
@@ -25,7 +26,7 @@ def rows() -> dict[str, dict]:
     return {s.name: model_to_dict(s) for s in Schedule.objects.order_by("pk")}
 
 
-def test_it_declares_the_four_periodic_tasks():
+def test_it_declares_the_five_periodic_tasks():
     output = setup_schedules()
     declared = {
         s.name: (s.func, s.schedule_type, s.minutes, s.cron, s.repeats)
@@ -36,8 +37,9 @@ def test_it_declares_the_four_periodic_tasks():
         RENEWAL: ("connections.tasks.renew_refresh_tokens", Schedule.HOURLY, None, None, -1),
         MONITOR: ("connections.tasks.monitor_expiry", Schedule.CRON, None, "0 3 * * *", -1),
         HEALTH: ("connections.tasks.check_all_health", Schedule.MINUTES, 360, None, -1),
+        ALERTS: ("alerts.tasks.deliver_alerts", Schedule.MINUTES, 1, None, -1),
     }
-    assert output.count("created: ") == 4
+    assert output.count("created: ") == 5
 
 
 def test_it_takes_timings_from_the_settings(settings):
@@ -57,8 +59,8 @@ def test_it_changes_nothing_when_run_again():
     before = rows()
     output = setup_schedules()
     assert rows() == before
-    assert Schedule.objects.count() == 4
-    assert output.count("kept: ") == 4
+    assert Schedule.objects.count() == 5
+    assert output.count("kept: ") == 5
     assert "created" not in output
 
 
@@ -91,17 +93,17 @@ def test_it_brings_back_a_deleted_schedule_with_the_default_timing():
     output = setup_schedules()
     assert Schedule.objects.get(name=MONITOR).cron == "0 3 * * *"
     assert "created: tokenadmin: expiry monitor" in output
-    assert Schedule.objects.count() == 4
+    assert Schedule.objects.count() == 5
 
 
 def test_it_points_every_schedule_at_a_real_task():
-    setup_schedules()
-    from connections import tasks
+    from importlib import import_module
 
+    setup_schedules()
     for schedule in Schedule.objects.all():
         module, _, name = schedule.func.rpartition(".")
-        assert module == "connections.tasks"
-        assert callable(getattr(tasks, name))
+        assert module in ("connections.tasks", "alerts.tasks")
+        assert callable(getattr(import_module(module), name))
 
 
 def test_it_survives_a_duplicate_left_by_two_concurrent_runs():

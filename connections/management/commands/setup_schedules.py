@@ -2,6 +2,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 from django_q.models import Schedule
@@ -42,6 +43,9 @@ def declared_schedules() -> list[Declared]:
             Schedule.MINUTES,
             minutes=60 * cfg["HEALTH_CHECK_HOURS"],
         ),
+        Declared(
+            "tokenadmin: alert delivery", "alerts.tasks.deliver_alerts", Schedule.MINUTES, minutes=1
+        ),
     ]
 
 
@@ -57,6 +61,7 @@ class Command(BaseCommand):
             schedule, created = self._declare(declared)
             verb = "created" if created else "kept"
             self.stdout.write(f"{verb}: {declared.name} ({self._timing(schedule)})")
+        call_command("setup_alerts", stdout=self.stdout)  # default rules and channels (alerts app)
 
     @staticmethod
     def _declare(declared: Declared) -> tuple[Schedule, bool]:
