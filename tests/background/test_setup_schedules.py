@@ -14,6 +14,7 @@ RENEWAL = "tokenadmin: refresh-token renewal"
 MONITOR = "tokenadmin: expiry monitor"
 HEALTH = "tokenadmin: health checks"
 ALERTS = "tokenadmin: alert delivery"
+REMINDERS = "tokenadmin: expiry reminders"
 
 
 def setup_schedules() -> str:
@@ -26,7 +27,7 @@ def rows() -> dict[str, dict]:
     return {s.name: model_to_dict(s) for s in Schedule.objects.order_by("pk")}
 
 
-def test_it_declares_the_five_periodic_tasks():
+def test_it_declares_the_six_periodic_tasks():
     output = setup_schedules()
     declared = {
         s.name: (s.func, s.schedule_type, s.minutes, s.cron, s.repeats)
@@ -38,8 +39,9 @@ def test_it_declares_the_five_periodic_tasks():
         MONITOR: ("connections.tasks.monitor_expiry", Schedule.CRON, None, "0 3 * * *", -1),
         HEALTH: ("connections.tasks.check_all_health", Schedule.MINUTES, 360, None, -1),
         ALERTS: ("alerts.tasks.deliver_alerts", Schedule.MINUTES, 1, None, -1),
+        REMINDERS: ("alerts.tasks.send_reminders", Schedule.HOURLY, None, None, -1),
     }
-    assert output.count("created: ") == 5
+    assert output.count("created: ") == 6
 
 
 def test_it_takes_timings_from_the_settings(settings):
@@ -59,8 +61,8 @@ def test_it_changes_nothing_when_run_again():
     before = rows()
     output = setup_schedules()
     assert rows() == before
-    assert Schedule.objects.count() == 5
-    assert output.count("kept: ") == 5
+    assert Schedule.objects.count() == 6
+    assert output.count("kept: ") == 6
     assert "created" not in output
 
 
@@ -93,7 +95,7 @@ def test_it_brings_back_a_deleted_schedule_with_the_default_timing():
     output = setup_schedules()
     assert Schedule.objects.get(name=MONITOR).cron == "0 3 * * *"
     assert "created: tokenadmin: expiry monitor" in output
-    assert Schedule.objects.count() == 5
+    assert Schedule.objects.count() == 6
 
 
 def test_it_points_every_schedule_at_a_real_task():

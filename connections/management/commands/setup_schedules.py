@@ -46,6 +46,7 @@ def declared_schedules() -> list[Declared]:
         Declared(
             "tokenadmin: alert delivery", "alerts.tasks.deliver_alerts", Schedule.MINUTES, minutes=1
         ),
+        Declared("tokenadmin: expiry reminders", "alerts.tasks.send_reminders", Schedule.HOURLY),
     ]
 
 
