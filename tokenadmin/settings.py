@@ -4,6 +4,7 @@ A local `.env` beside manage.py is read when present; `make run` writes one with
 first run. Outside it, a missing secret stops start-up with a message naming the variable to set.
 """
 
+from ipaddress import ip_network
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -126,6 +127,8 @@ SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = _site.scheme == "https"
 # Only behind a proxy that sets X-Forwarded-Proto itself; otherwise any client could claim https.
 if env.bool("TRUST_X_FORWARDED_PROTO", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Likewise: /metrics' address allow-list then uses the last X-Forwarded-For entry (our proxy's).
+TRUST_X_FORWARDED_FOR = env.bool("TRUST_X_FORWARDED_FOR", default=False)
 
 LOGGING = {
     "version": 1,
@@ -156,6 +159,9 @@ TOKENADMIN = {
     "REAUTH_LINK_DAYS": env.int("TOKENADMIN_REAUTH_LINK_DAYS", default=7),
     # Transient failures in a row before a connection is `degraded`.
     "DEGRADED_AFTER_FAILURES": env.int("TOKENADMIN_DEGRADED_AFTER_FAILURES", default=3),
+    # Seconds an access token is assumed to live when neither the provider's response nor its
+    # preset says (source "assumed"): refreshed ahead of time, never taken as valid forever.
+    "DEFAULT_ACCESS_LIFETIME": env.int("TOKENADMIN_DEFAULT_ACCESS_LIFETIME", default=3600),
     # The access-token sweep: how often it runs, how many connections it takes per run, how many
     # it refreshes at once and how long it may spend (below Q_CLUSTER's timeout).
     "SWEEP_INTERVAL_SECONDS": env.int("TOKENADMIN_SWEEP_INTERVAL_SECONDS", default=60),
@@ -167,6 +173,8 @@ TOKENADMIN = {
     "HEALTH_CHECK_HOURS": env.int("TOKENADMIN_HEALTH_CHECK_HOURS", default=6),
     # Warn this many days before the reauthorize-by date.
     "WARNING_DAYS": env.list("TOKENADMIN_WARNING_DAYS", cast=int, default=[14, 7, 3, 1]),
+    # Client addresses and networks that may read /metrics without an API key (blank: none).
+    "METRICS_ALLOWED_IPS": env.list("TOKENADMIN_METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"]),
     # A client secret older than this many days is due for rotation (one alert per secret).
     "CLIENT_SECRET_MAX_AGE_DAYS": env.int("TOKENADMIN_CLIENT_SECRET_MAX_AGE_DAYS", default=365),
     # Who is told about every event by default (`setup_alerts`), besides each connection's contact.
@@ -180,6 +188,15 @@ for _address in TOKENADMIN["ALERT_EMAILS"]:
         raise ImproperlyConfigured(
             f"TOKENADMIN_ALERT_EMAILS: {_address!r} is not an email address; give a "
             "comma-separated list such as ops@example.com,data@example.com, or leave it blank."
+        ) from None
+
+for _entry in TOKENADMIN["METRICS_ALLOWED_IPS"]:
+    try:
+        ip_network(_entry, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"TOKENADMIN_METRICS_ALLOWED_IPS: {_entry!r} is not an address or network (CIDR); "
+            "give a comma-separated list such as 127.0.0.1,10.0.0.0/8, or leave it blank."
         ) from None
 
 # --- django-q2 ------------------------------------------------------------------------------

@@ -48,7 +48,12 @@ class ApiKey(models.Model):
 
     @classmethod
     def issue(
-        cls, *, name: str, connections: Iterable[Connection] = (), all_connections: bool = False
+        cls,
+        *,
+        name: str,
+        connections: Iterable[Connection] = (),
+        all_connections: bool = False,
+        allow_metrics: bool = False,
     ) -> tuple["ApiKey", str]:
         """Create a key; return (ApiKey, raw key). The raw key is shown once and never stored."""
         raw_key = cls.PREFIX + secrets.token_urlsafe(32)
@@ -57,6 +62,7 @@ class ApiKey(models.Model):
             prefix=raw_key[: len(cls.PREFIX) + 6],
             key_hash=cls.hash_key(raw_key),
             all_connections=all_connections,
+            allow_metrics=allow_metrics,
         )
         key.connections.set(connections)
         return key, raw_key
