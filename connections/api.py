@@ -25,8 +25,10 @@ from connections.lifecycle import (
     get_access_token,
     refresh_connection,
 )
+from connections.listing import list_connections, parse_list_query
 from connections.models import ApiKey, Connection, RefreshAttempt
 from connections.serializers import connection_summary, iso
+from connections.services import ServiceError
 
 logger = logging.getLogger(__name__)
 
@@ -169,7 +171,17 @@ def connection_detail(request: HttpRequest, key: ApiKey, connection: Connection)
 @require_GET
 @api_view
 def connection_list(request: HttpRequest, key: ApiKey) -> JsonResponse:
-    connections = Connection.objects.select_related("provider", "backup").order_by("slug")
-    if not key.all_connections:
-        connections = connections.filter(api_keys=key)
-    return JsonResponse({"connections": [connection_summary(c) for c in connections]})
+    """`?status=active,expiring&limit=N` (default 100, at most 500); follow `next` for more."""
+    try:
+        query = parse_list_query(request.GET)
+    except ServiceError as exc:
+        return _error(400, "bad_request", str(exc))
+    page = list_connections(key=key, query=query)
+    next_url = None
+    if page.next_cursor is not None:
+        params = request.GET.copy()
+        params["cursor"] = page.next_cursor
+        next_url = request.build_absolute_uri(f"{request.path}?{params.urlencode()}")
+    return JsonResponse(
+        {"connections": [connection_summary(c) for c in page.connections], "next": next_url}
+    )
