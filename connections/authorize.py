@@ -4,7 +4,14 @@ One callback URL serves every connection (`SITE_URL/oauth/callback/`). Each trip
 page is an AuthorizationRequest row keyed by a hash of its `state`, holding the PKCE verifier
 (RFC 7636) and a hash of a secret kept in the starting browser's session, so a callback is
 accepted once, only in the browser that started it, and only within a few minutes. Nothing is
-stored unless the grant is complete: tokens, a refresh token, and the pinned account.
+stored unless the grant is complete: tokens, a refresh token, and the right account.
+
+Whose account (DESIGN: "the new grant must belong to the pinned provider account"):
+- a pinned `account_id` must be the grant's identity; an unreadable identity is not a match;
+- with nothing pinned, an `expected_account` (set at creation) must be the grant's identity;
+- otherwise a grant nothing can check (the pinned account was never known, or a first grant
+  without a readable identity) is held until a staff user confirms it (see `held_grants`).
+A mismatch stores nothing, revokes the grant and is alerted (`oauth.account.mismatch`).
 """
 
 import logging
@@ -16,16 +23,18 @@ from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 
-from connections import oauth
-from connections.lifecycle import client_for, token_fields
+from connections import held_grants, oauth
+from connections.lifecycle import client_for, enrich_stored_tokens, token_fields
 from connections.links import consume_reauth_link
 from connections.models import AuthorizationRequest, Connection, ReauthLink
+from connections.signals import announce_alert_source
 from connections.status import evaluate_expiry
 from tokenadmin.hashing import sha256_hex
 
 logger = logging.getLogger(__name__)
 
 REQUEST_LIFETIME = timedelta(minutes=15)
+ACCOUNT_MISMATCH = "account_mismatch"
 
 
 class AuthorizationFailed(Exception):
@@ -41,6 +50,14 @@ class AuthorizationFailed(Exception):
 class Identity:
     account_id: str
     label: str
+
+
+@dataclass(frozen=True)
+class Authorized:
+    """A finished consent: stored, or `held` (the request) until a staff user confirms it."""
+
+    connection: Connection
+    held: AuthorizationRequest | None = None
 
 
 def callback_url() -> str:
@@ -176,7 +193,7 @@ def _identity(connection: Connection, token: oauth.TokenResponse) -> Identity | 
 
 def complete_authorization(
     *, state: str, code: str, error: str, browser_secret: str, issuer: str = ""
-) -> Connection:
+) -> Authorized:
     """Finish the flow from the callback's query parameters; raise AuthorizationFailed.
 
     Every claimed request ends with its outcome recorded, so a refused grant (say, consent given
@@ -184,15 +201,21 @@ def complete_authorization(
     """
     request = _claim_request(state=state, browser_secret=browser_secret)
     try:
-        connection = _finish(request, code=code, error=error, issuer=issuer)
+        result = _finish(request, code=code, error=error, issuer=issuer)
     except AuthorizationFailed as exc:
-        AuthorizationRequest.objects.filter(pk=request.pk).update(
-            outcome=f"{exc.kind}: {exc}"[:200]
-        )
-        logger.warning("authorization of %s failed: %s", request.connection.slug, exc.kind)
+        _record_refusal(request, exc)
         raise
-    AuthorizationRequest.objects.filter(pk=request.pk).update(outcome="authorized")
-    return connection
+    if result.held is None:
+        AuthorizationRequest.objects.filter(pk=request.pk).update(outcome="authorized")
+    return result
+
+
+def _record_refusal(request: AuthorizationRequest, exc: AuthorizationFailed) -> None:
+    AuthorizationRequest.objects.filter(pk=request.pk).update(outcome=f"{exc.kind}: {exc}"[:200])
+    logger.warning("authorization of %s failed: %s", request.connection.slug, exc.kind)
+    if exc.kind == ACCOUNT_MISMATCH:
+        # The alert worker claims refused-account rows by this outcome prefix.
+        announce_alert_source(kind="authorization", pk=request.pk)
 
 
 def _refuse_if_disabled(connection: Connection) -> None:
@@ -204,7 +227,7 @@ def _refuse_if_disabled(connection: Connection) -> None:
         )
 
 
-def _finish(request: AuthorizationRequest, *, code: str, error: str, issuer: str) -> Connection:
+def _finish(request: AuthorizationRequest, *, code: str, error: str, issuer: str) -> Authorized:
     connection = request.connection
     _refuse_if_disabled(connection)
     expected = connection.provider.issuer
@@ -251,12 +274,25 @@ def _finish(request: AuthorizationRequest, *, code: str, error: str, issuer: str
             exc.code[:64], message + " Nothing was stored.", connection=connection
         ) from exc
     try:
-        identity = _accept(request, connection, token)
+        identity, hold_reason = _accept(request, connection, token)
     except AuthorizationFailed:
         _discard_grant(connection, token)
         raise
+    if hold_reason:
+        held_grants.hold_grant(
+            request,
+            token,
+            account_id=identity.account_id if identity else "",
+            account_label=identity.label if identity else "",
+            reason=hold_reason,
+            now=timezone.now(),
+        )
+        logger.info("connection %s: grant held for a staff confirmation", connection.slug)
+        return Authorized(connection=connection, held=request)
     store_grant(connection, token, identity)
-    return Connection.objects.select_related("provider").get(pk=connection.pk)
+    return Authorized(
+        connection=Connection.objects.select_related("provider").get(pk=connection.pk)
+    )
 
 
 def _discard_grant(connection: Connection, token: oauth.TokenResponse) -> None:
@@ -280,8 +316,10 @@ def _discard_grant(connection: Connection, token: oauth.TokenResponse) -> None:
 
 def _accept(
     request: AuthorizationRequest, connection: Connection, token: oauth.TokenResponse
-) -> Identity | None:
-    """Check that the grant is complete and belongs to the pinned account; consume the link."""
+) -> tuple[Identity | None, str]:
+    """Check that the grant is complete and whose it is; consume the link unless it is held.
+
+    Returns the identity and, for a grant to hold, why (blank: store it now)."""
     if not token.refresh_token:
         raise AuthorizationFailed(
             "no_refresh_token",
@@ -291,21 +329,62 @@ def _accept(
             connection=connection,
         )
     identity = _identity(connection, token)
-    if connection.account_id and (identity is None or identity.account_id != connection.account_id):
-        seen = identity.label or identity.account_id if identity else "an unknown account"
-        raise AuthorizationFailed(
-            "account_mismatch",
-            f"This connection belongs to {connection.account_label or connection.account_id}, "
-            f"but consent was given as {seen}. Nothing was stored.",
-            connection=connection,
-        )
+    hold_reason = _check_account(connection, identity)
+    if hold_reason:
+        return identity, hold_reason
     if request.reauth_link and not consume_reauth_link(request.reauth_link):
         raise AuthorizationFailed(
             "link_used",
             "This reauthorization link was already used. Nothing was stored.",
             connection=connection,
         )
-    return identity
+    return identity, ""
+
+
+def _describe(identity: Identity | None) -> str:
+    if identity is None:
+        return "an account the provider did not name"
+    return identity.label or identity.account_id
+
+
+def _is_expected(identity: Identity, expected: str) -> bool:
+    # The expected account is what an admin knows: the provider's account id, or its e-mail
+    # or user name as the provider reports it (compared without regard to case).
+    return identity.account_id == expected or (
+        bool(identity.label) and identity.label.casefold() == expected.casefold()
+    )
+
+
+def _check_account(connection: Connection, identity: Identity | None) -> str:
+    """Blank when the grant's account is the right one; why to hold it when nothing can tell;
+    raise AuthorizationFailed(ACCOUNT_MISMATCH) when it is the wrong one."""
+    pinned = connection.account_label or connection.account_id
+    expected = connection.expected_account.strip()
+    if connection.account_id:
+        if identity is not None and identity.account_id == connection.account_id:
+            return ""
+        raise _mismatch(connection, f"This connection belongs to {pinned}", identity)
+    if expected:
+        if identity is None:
+            return f"the provider did not say which account this is; {expected} is expected"
+        if _is_expected(identity, expected):
+            return ""
+        raise _mismatch(connection, f"This connection expects {expected}", identity)
+    if connection.authorized_at is not None:
+        return "the account of this connection's earlier grant was never known"
+    if identity is None:
+        return "the provider did not say which account this is, and none is expected"
+    return ""
+
+
+def _mismatch(
+    connection: Connection, belongs: str, identity: Identity | None
+) -> AuthorizationFailed:
+    return AuthorizationFailed(
+        ACCOUNT_MISMATCH,
+        f"{belongs}, but consent was given as {_describe(identity)}. Nothing was stored.",
+        connection=connection,
+    )
 
 
 def store_grant(
@@ -313,12 +392,15 @@ def store_grant(
 ) -> None:
     """Write a new grant's tokens. Bumping `version` makes any in-flight refresh of the old grant
     discard its result instead of overwriting this one."""
-    fields = token_fields(connection, token, now=timezone.now(), new_grant=True)
+    now = timezone.now()
+    fields = token_fields(connection, token, now=now, new_grant=True)
     fields.setdefault("granted_scopes", requested_scope(connection)[:1000])
     if identity is not None:
         fields |= {"account_id": identity.account_id[:255], "account_label": identity.label[:255]}
     Connection.objects.filter(pk=connection.pk).update(**fields)
     fresh = Connection.objects.select_related("provider").get(pk=connection.pk)
+    # Stored first (refresh rule 3); introspecting the new refresh token comes after.
+    fresh = enrich_stored_tokens(fresh, token, before=connection, new_grant=True, now=now)
     target, reason = evaluate_expiry(fresh, now=timezone.now())
     fresh.change_status(
         target,

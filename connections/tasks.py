@@ -3,7 +3,7 @@
 Each is idempotent: a duplicated or lost task changes timing, never outcome.
 """
 
-from connections import monitoring, sweeps
+from connections import confirmations, monitoring, sweeps
 from connections.lifecycle import TokenUnavailable, refresh_connection
 from connections.models import Connection, RefreshAttempt
 
@@ -17,7 +17,11 @@ def sweep_access_tokens() -> str:
 
 
 def renew_refresh_tokens() -> str:
-    return _summary(sweeps.renew_refresh_tokens())
+    outcomes = sweeps.renew_refresh_tokens()
+    # Hourly is soon enough for held grants (they wait hours): revoke those nobody confirmed.
+    if expired := confirmations.expire_held_grants():
+        outcomes["held_grants_expired"] = expired
+    return _summary(outcomes)
 
 
 def monitor_expiry() -> str:

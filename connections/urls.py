@@ -1,13 +1,15 @@
 from django.urls import path
 
-from connections import api, views
+from connections import api, ops_views, views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     path("connections/<slug:slug>/authorize/", views.authorize, name="connection-authorize"),
     path("oauth/callback/", views.oauth_callback, name="oauth-callback"),
+    path("oauth/confirm/<str:token>/", views.confirm_grant, name="oauth-confirm"),
     path("reauth/<str:token>/", views.reauth, name="reauth"),
-    path("healthz", views.healthz, name="healthz"),
+    path("healthz", ops_views.healthz, name="healthz"),
+    path("metrics", ops_views.metrics, name="metrics"),
     path("api/v1/connections", api.connection_list, name="api-connection-list"),
     path("api/v1/connections/<slug:slug>", api.connection_detail, name="api-connection-detail"),
     path("api/v1/connections/<slug:slug>/token", api.token, name="api-token"),

@@ -1,15 +1,22 @@
 import secrets
 
 from django.contrib.admin.views.decorators import staff_member_required
-from django.db import connection as db_connection
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from connections.authorize import AuthorizationFailed, complete_authorization, start_authorization
+from connections import held_grants
+from connections.authorize import (
+    AuthorizationFailed,
+    Authorized,
+    complete_authorization,
+    start_authorization,
+)
+from connections.confirmations import NOT_WAITING, confirm_held_grant, discard_held_grant
 from connections.links import LinkError, build_reauth_link, resolve_reauth_link
-from connections.models import Connection
+from connections.models import AuthorizationRequest, Connection
 
 BROWSER_KEY = "tokenadmin_browser_secret"
 
@@ -28,9 +35,46 @@ def _no_referrer(response: HttpResponse) -> HttpResponse:
     return response
 
 
+def _same_origin_referrer(response: HttpResponse) -> HttpResponse:
+    # Pages with a form: CSRF checks the Origin of the POST, which `no-referrer` turns into
+    # "null"; `same-origin` still keeps the URL from every other site.
+    response.headers["Referrer-Policy"] = "same-origin"
+    return response
+
+
 def _failure_page(request: HttpRequest, exc: AuthorizationFailed) -> HttpResponse:
     context = {"ok": False, "kind": exc.kind, "message": str(exc), "connection": exc.connection}
     return _no_referrer(render(request, "connections/flow_result.html", context, status=400))
+
+
+def _connected_page(request: HttpRequest, connection: Connection) -> HttpResponse:
+    account = connection.account_label or connection.account_id
+    message = f"{connection.name} is connected" + (f" as {account}." if account else ".")
+    context = {"ok": True, "connection": connection, "message": message}
+    return _no_referrer(render(request, "connections/flow_result.html", context))
+
+
+def _held_context(held: AuthorizationRequest) -> dict:
+    return {
+        "held": held,
+        "connection": held.connection,
+        "account": held.held_account_label or held.held_account_id,
+        "reason": held.outcome.removeprefix(f"{held_grants.HELD}:").strip(),
+        "confirm_url": held_grants.confirmation_url(held),
+    }
+
+
+def _held_page(request: HttpRequest, result: Authorized) -> HttpResponse:
+    """The grant awaits a staff confirmation: a staff user in this browser confirms here."""
+    assert result.held is not None
+    context = _held_context(result.held) | {
+        "ok": False,
+        "kind": "held",
+        "message": f"{result.connection.name} was authorized at the provider, but the grant "
+        "waits for an administrator to confirm its account before it is used.",
+    }
+    page = render(request, "connections/flow_result.html", context, status=202)
+    return _same_origin_referrer(page) if request.user.is_staff else _no_referrer(page)
 
 
 @require_GET
@@ -61,7 +105,7 @@ def reauth(request: HttpRequest, token: str) -> HttpResponse:
 def oauth_callback(request: HttpRequest) -> HttpResponse:
     params = request.GET
     try:
-        connection = complete_authorization(
+        result = complete_authorization(
             state=params.get("state", ""),
             code=params.get("code", ""),
             error=params.get("error", ""),
@@ -70,15 +114,42 @@ def oauth_callback(request: HttpRequest) -> HttpResponse:
         )
     except AuthorizationFailed as exc:
         return _failure_page(request, exc)
-    account = connection.account_label or connection.account_id
-    message = f"{connection.name} is connected" + (f" as {account}." if account else ".")
-    return _no_referrer(
-        render(
-            request,
-            "connections/flow_result.html",
-            {"ok": True, "connection": connection, "message": message},
-        )
-    )
+    if result.held is not None:
+        return _held_page(request, result)
+    return _connected_page(request, result.connection)
+
+
+@staff_member_required
+@require_http_methods(["GET", "POST"])
+@never_cache
+def confirm_grant(request: HttpRequest, token: str) -> HttpResponse:
+    """A held grant: GET shows whose it is as far as known; POST confirms or discards it."""
+    try:
+        held = held_grants.find_held_request(token)
+    except held_grants.HeldGrantNotFound as exc:
+        context = {"ok": False, "kind": "invalid", "message": str(exc)}
+        return render(request, "connections/flow_result.html", context, status=404)
+    if request.method == "POST":
+        return _decide(request, held, discard=request.POST.get("action") == "discard")
+    if not held_grants.is_held(held, now=timezone.now()):
+        exc = AuthorizationFailed("not_held", NOT_WAITING, connection=held.connection)
+        context = {"ok": False, "kind": exc.kind, "message": str(exc), "connection": exc.connection}
+        return render(request, "connections/flow_result.html", context, status=410)
+    page = render(request, "connections/confirm_grant.html", _held_context(held))
+    return _same_origin_referrer(page)
+
+
+def _decide(request: HttpRequest, held: AuthorizationRequest, *, discard: bool) -> HttpResponse:
+    by = f"staff user {request.user.get_username()}"
+    try:
+        if not discard:
+            return _connected_page(request, confirm_held_grant(request=held, confirmed_by=by))
+        discard_held_grant(request=held, discarded_by=by)
+    except AuthorizationFailed as exc:
+        return _failure_page(request, exc)
+    message = "The grant was discarded and revoked at the provider. Nothing was stored."
+    context = {"ok": False, "kind": "discarded", "message": message, "connection": held.connection}
+    return render(request, "connections/flow_result.html", context)
 
 
 @staff_member_required
@@ -94,13 +165,3 @@ def authorize(request: HttpRequest, slug: str) -> HttpResponse:
     connection = get_object_or_404(Connection, slug=slug)
     url = build_reauth_link(connection, created_for=f"dashboard: {request.user}")
     return redirect(url)
-
-
-@never_cache
-def healthz(request: HttpRequest) -> JsonResponse:
-    try:
-        with db_connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-    except Exception as exc:
-        return JsonResponse({"status": "error", "database": type(exc).__name__}, status=503)
-    return JsonResponse({"status": "ok"})
