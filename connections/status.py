@@ -6,8 +6,15 @@ from datetime import UTC, datetime, timedelta
 from django.conf import settings
 
 from connections.models import Connection
+from connections.models.connection import DeadlineSource
 
 Status = Connection.Status
+NO_DEADLINE_REASONS = {
+    DeadlineSource.RENEWED_AUTOMATICALLY: "no reauthorization deadline: renewed automatically",
+    DeadlineSource.NEVER_EXPIRES: "no reauthorization deadline: the refresh token never expires",
+    DeadlineSource.UNKNOWN: "reauthorization deadline unknown: the provider does not say when "
+    "the refresh token expires",
+}
 # A renewable refresh token this close to its expiry means renewal is failing.
 RENEWAL_ALARM = timedelta(days=1)
 
@@ -22,14 +29,17 @@ def evaluate_expiry(connection: Connection, *, now: datetime) -> tuple[str, str]
     expires_at = connection.refresh_expires_at
     if expires_at is not None and expires_at <= now:
         return Status.NEEDS_REAUTH, f"the refresh token expired on {_when(expires_at)}"
-    reauthorize_by = connection.reauthorize_by
+    # One source for the deadline, so this text and `reauthorize_by` never disagree.
+    reauthorize_by, why = connection.reauthorization_deadline
     if reauthorize_by is None and expires_at is not None and expires_at - now <= RENEWAL_ALARM:
         # Renewable, yet about to lapse: renewal has not been extending it.
         return Status.EXPIRING, (
             f"the refresh token expires on {_when(expires_at)} and renewal has not extended it"
         )
     if reauthorize_by is None:
-        return Status.ACTIVE, "no reauthorization deadline"
+        return Status.ACTIVE, NO_DEADLINE_REASONS.get(
+            why, NO_DEADLINE_REASONS[DeadlineSource.UNKNOWN]
+        )
     schedules = connection.consumer_schedules.all() if connection.pk else ()
     for schedule in schedules:
         next_run = schedule.next_run_at or schedule.next_run_after(now)

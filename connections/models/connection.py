@@ -7,6 +7,7 @@ on the model they are plain attributes that never appear in `__str__`, `repr` or
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models, transaction
@@ -19,6 +20,17 @@ from connections.signals import announce_alert_source
 from tokenadmin.hashing import sha256_hex
 
 DEFAULT_RENEWAL_FRACTION = 0.8
+
+
+class DeadlineSource(models.TextChoices):
+    """Why a connection has its reauthorize-by date, or has none (the public shape says so)."""
+
+    HARD_CAP = "hard_cap", "Hard cap that no renewal extends"
+    ABSOLUTE_EXPIRY = "absolute_expiry", "Absolute refresh-token expiry"
+    EXPIRY_OF_UNKNOWN_KIND = "expiry_of_unknown_kind", "Refresh-token expiry (renewal unproven)"
+    RENEWED_AUTOMATICALLY = "renewed_automatically", "None: renewed automatically (sliding)"
+    NEVER_EXPIRES = "never_expires", "None: the refresh token never expires"
+    UNKNOWN = "unknown", "Unknown"
 
 
 class ConnectionQuerySet(models.QuerySet):
@@ -206,14 +218,21 @@ class Connection(models.Model):
     def access_token_valid_for(self, seconds: float, *, now: datetime | None = None) -> bool:
         """True when the access token exists and will not expire within `seconds`.
 
-        An access token of unknown expiry counts as valid: there is nothing to go by.
+        Never "valid forever": a token stored without an expiry (before lifetimes were assumed)
+        is taken to live `TOKENADMIN_DEFAULT_ACCESS_LIFETIME` from when it was issued.
         """
         if not self.access_token:
             return False
-        if self.access_expires_at is None:
-            return True
+        expires_at = self.access_expires_at
+        if expires_at is None:
+            issued_at = self.last_refreshed_at or self.authorized_at
+            if issued_at is None:
+                return False
+            expires_at = issued_at + timedelta(
+                seconds=settings.TOKENADMIN["DEFAULT_ACCESS_LIFETIME"]
+            )
         now = now or timezone.now()
-        return self.access_expires_at - now > timedelta(seconds=seconds)
+        return expires_at - now > timedelta(seconds=seconds)
 
     def refresh_margin(self, min_ttl: int | None = None) -> int:
         """Seconds of validity below which the access token is refreshed.
@@ -238,8 +257,11 @@ class Connection(models.Model):
 
     @property
     def is_renewable(self) -> bool:
-        """Whether using the refresh token pushes its expiry back (sliding or rotating)."""
-        kind = self.effective_refresh_expiry
+        """Whether renewal (using the refresh token at its renewal age) is worth trying: the
+        token slides, or it rotates and is not known to be absolute. Only a sliding one counts
+        as renewed for the deadline (`reauthorize_by`); a rotating one of unknown kind does not.
+        """
+        kind = self.refresh_expiry_kind
         if kind == RefreshExpiry.ABSOLUTE or kind == RefreshExpiry.NONE:
             return False
         return kind == RefreshExpiry.SLIDING or bool(self.provider.rotates_refresh_tokens)
@@ -255,11 +277,19 @@ class Connection(models.Model):
         if self.access_expires_at and self.refresh_token:
             refresh_due_at = self.access_expires_at - timedelta(seconds=self.refresh_margin())
         anchor = self.last_refreshed_at
-        if anchor and self.refresh_token and self.is_renewable:
+        cap = self.refresh_hard_expires_at
+        capped = (
+            cap is not None
+            and self.refresh_expires_at is not None
+            and (self.refresh_expires_at >= cap)
+        )
+        # At the hard cap no renewal can extend the token: renewing would only burn calls.
+        if anchor and self.refresh_token and self.is_renewable and not capped:
             lifetime = self.effective_refresh_lifetime
             if self.refresh_expires_at and self.refresh_expiry_source in (
                 ExpirySource.RESPONSE,
                 ExpirySource.JWT,
+                ExpirySource.INTROSPECTION,
             ):
                 lifetime = self.refresh_expires_at - anchor
             if lifetime:
@@ -267,24 +297,54 @@ class Connection(models.Model):
         return {"refresh_due_at": refresh_due_at, "renew_due_at": renew_due_at}
 
     @property
-    def effective_refresh_expiry(self) -> str:
-        return self.refresh_expiry_override or self.provider.refresh_token_expiry
+    def refresh_expiry_kind(self) -> str:
+        """How the refresh token in force dies (`RefreshExpiry`): what the provider showed
+        (`refresh_expiry_learned`), else the connection's override, else the provider's policy."""
+        return (
+            self.refresh_expiry_learned
+            or self.refresh_expiry_override
+            or self.provider.refresh_token_expiry
+        )
+
+    # The configured kind's old name, kept for callers that read it.
+    effective_refresh_expiry = refresh_expiry_kind
 
     @property
     def effective_refresh_lifetime(self) -> timedelta | None:
         return self.refresh_lifetime_override or self.provider.refresh_token_lifetime
 
     @property
-    def reauthorize_by(self) -> datetime | None:
-        """The date a person must re-consent by, when no renewal can push it back.
+    def reauthorization_deadline(self) -> tuple[datetime | None, str]:
+        """The date a person must re-consent by, and why (`DeadlineSource`).
 
-        Renewable refresh tokens (sliding, or seen rotating and not absolute) are renewed by use,
-        so they have none; the expiry monitor still flags one whose renewal stopped working.
-        Absolute ones, and ones of unknown kind whose expiry is known, must be reauthorized.
+        The earliest deadline wins: a hard cap always is one; so is the known expiry of an
+        absolute token, and of one whose kind is unknown (rotation alone proves no renewal).
+        Only a sliding token is renewed by use and has none unless capped; the expiry monitor
+        still flags one whose renewal stopped working. None with `unknown` means nobody knows.
         """
-        if self.refresh_expires_at is None or self.is_renewable:
-            return None
-        return self.refresh_expires_at
+        kind = self.refresh_expiry_kind
+        candidates = []
+        if self.refresh_hard_expires_at is not None:
+            candidates.append((self.refresh_hard_expires_at, DeadlineSource.HARD_CAP))
+        if self.refresh_expires_at is not None and kind == RefreshExpiry.ABSOLUTE:
+            candidates.append((self.refresh_expires_at, DeadlineSource.ABSOLUTE_EXPIRY))
+        elif self.refresh_expires_at is not None and kind == RefreshExpiry.UNKNOWN:
+            candidates.append((self.refresh_expires_at, DeadlineSource.EXPIRY_OF_UNKNOWN_KIND))
+        if candidates:
+            return min(candidates, key=lambda candidate: candidate[0])
+        if kind == RefreshExpiry.SLIDING:
+            return None, DeadlineSource.RENEWED_AUTOMATICALLY
+        if kind == RefreshExpiry.NONE:
+            return None, DeadlineSource.NEVER_EXPIRES
+        return None, DeadlineSource.UNKNOWN
+
+    @property
+    def reauthorize_by(self) -> datetime | None:
+        return self.reauthorization_deadline[0]
+
+    @property
+    def reauthorize_by_source(self) -> str:
+        return self.reauthorization_deadline[1]
 
     def fingerprint(self, field: str) -> str:
         """A short, non-reversible tag for a secret, so admins can tell tokens apart."""

@@ -10,7 +10,12 @@ Refresh-token policies:
   one (rotation) and revokes the old; sending a rotated-away token revokes the whole grant, as
   many real providers do.
 - `absolute`: every refresh token of a grant dies `refresh_lifetime` after the original consent;
-  a refresh does not extend it and returns no new refresh token.
+  a refresh does not extend it and returns no new refresh token (unless `rotate=True`: then it
+  returns a new one with the same deadline, as the issue's provider did).
+- `hard_cap`: no refresh token of a grant outlives this much after the consent, whatever the
+  policy; responses say so in `x_refresh_token_hard_expires_in`.
+- `introspects_refresh_tokens`: `/introspect` also answers for refresh tokens, with their `exp`
+  (RFC 7662 §2.2); otherwise it knows access tokens only.
 
 Endpoints: `/token` (authorization_code and refresh_token grants), `/userinfo`, `/introspect`
 and `/canary` (a resource GET whose status a test sets).
@@ -82,12 +87,18 @@ class FakeProvider(LocalServer):
         access_expires_in: int | None = 3600,
         rotate: bool | None = None,
         send_refresh_expiry: bool = False,
+        hard_cap: timedelta | None = None,
+        introspects_refresh_tokens: bool = False,
     ) -> None:
         self.policy = policy
         self.refresh_lifetime = refresh_lifetime
         self.access_expires_in = access_expires_in
         self.rotate = (policy == SLIDING) if rotate is None else rotate
         self.send_refresh_expiry = send_refresh_expiry
+        self.hard_cap = hard_cap
+        self.introspects_refresh_tokens = introspects_refresh_tokens
+        # Set to e.g. 500 to make introspection fail (an enrichment failure for the engine).
+        self.introspect_status = 200
         self.canary_status = 200
         self.canary_delay = 0.0
         self.counts: Counter[str] = Counter()
@@ -145,8 +156,15 @@ class FakeProvider(LocalServer):
     def _deadline(self, record: RefreshRecord) -> float:
         lifetime = self.refresh_lifetime.total_seconds()
         if self.policy == ABSOLUTE:
-            return record.grant.consented_at + lifetime
-        return record.last_used_at + lifetime
+            deadline = record.grant.consented_at + lifetime
+        else:
+            deadline = record.last_used_at + lifetime
+        return min(deadline, self._cap(record.grant))
+
+    def _cap(self, grant: Grant) -> float:
+        if self.hard_cap is None:
+            return float("inf")
+        return grant.consented_at + self.hard_cap.total_seconds()
 
     def _refresh_error(self, record: RefreshRecord, now: float) -> str | None:
         if record.grant.revoked:
@@ -175,6 +193,8 @@ class FakeProvider(LocalServer):
             body["refresh_token"] = refresh_token
         if self.send_refresh_expiry:
             body["refresh_token_expires_in"] = int(self._deadline(refresh) - now)
+        if self.hard_cap is not None:
+            body["x_refresh_token_hard_expires_in"] = int(self._cap(grant) - now)
         return body
 
     def _grant_tokens(self, form: dict[str, str]) -> Reply:
@@ -227,6 +247,14 @@ class FakeProvider(LocalServer):
                 return None
             return record
 
+    def _introspect_refresh_token(self, token: str) -> Reply:
+        with self._lock:
+            self.counts["introspect_refresh"] += 1
+            record = self._refresh[token]
+            if self._refresh_error(record, time.time()) is not None:
+                return Reply(200, {"active": False})
+            return Reply(200, {"active": True, "exp": int(self._deadline(record))})
+
     def _bearer(self, authorization: str) -> AccessRecord | None:
         record = self._access_record(authorization.removeprefix("Bearer "))
         if record is None or record.grant.rejected_by_apis:
@@ -245,6 +273,10 @@ class FakeProvider(LocalServer):
             return Reply(200, {"sub": f"account-{record.grant.username}"})
         if method == "POST" and path == "/introspect":
             self.counts["introspect"] += 1
+            if self.introspect_status != 200:
+                return Reply(self.introspect_status, {"error": "server_error"})
+            if self.introspects_refresh_tokens and form.get("token", "") in self._refresh:
+                return self._introspect_refresh_token(form["token"])
             record = self._access_record(form.get("token", ""))
             active = record is not None and not record.grant.rejected_by_apis
             return Reply(200, {"active": active})

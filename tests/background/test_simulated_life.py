@@ -1,20 +1,15 @@
 """A connection's life, simulated: months of background work under a travelling clock.
 
-The clock is frozen (`tick=False`) and stepped an hour at a time. Each hour runs what
-`setup_schedules` declares: the access-token sweep and the refresh-token renewal; every day at
-03:00 the expiry monitor. The sweep runs hourly here, so its horizon (the sweep interval) is an
-hour too, exactly what the every-minute sweep does with its one-minute horizon. The provider is
-`FakeProvider`, whose clock is the same `time.time()`, so its tokens age with ours.
+How the simulation runs: tests/background/simulation.py. The reauthorize-by date over such
+lives (learned expiry kinds, hard caps, unknown): test_deadline_life.py.
 """
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 import time_machine
 from django.contrib import admin
-from django.db.models import QuerySet
 
 from connections import monitoring, oauth, sweeps
 from connections.lifecycle import NeedsReauth, get_access_token, refresh_connection
@@ -26,25 +21,25 @@ from connections.models import (
     StatusChange,
 )
 from tests.background.fake_provider import ABSOLUTE, SLIDING, FakeProvider, connect, running
+from tests.background.simulation import (
+    DAY,
+    HOUR,
+    T0,
+    attempts,
+    day_of,
+    live,
+    reload,
+    transitions,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the sweeps refresh on worker threads
 
 Status = Connection.Status
 Trigger = RefreshAttempt.Trigger
-T0 = datetime(2025, 1, 6, 9, 17, 30, tzinfo=UTC)  # the consent; deliberately not on the hour
-HOUR = timedelta(hours=1)
-DAY = timedelta(days=1)
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """What the connection looked like right after a daily expiry monitor run."""
-
-    at: datetime
-    status: str
-    refresh_expires_at: datetime | None
-    reauthorize_by: datetime | None
-    renew_due_at: datetime | None
+# Access tokens that outlive every test here: the sweep never needs to refresh them, so nothing
+# but the renewal uses the refresh token. (A token of unknown lifetime is no longer "valid
+# forever": it is assumed to live an hour and refreshed hourly, which would slide it.)
+OUTLIVES_THE_TEST = 400 * 86400
 
 
 @pytest.fixture(autouse=True)
@@ -56,57 +51,6 @@ def hourly_sweep(settings) -> None:
 def clock() -> Iterator[time_machine.Traveller]:
     with time_machine.travel(T0, tick=False) as traveller:
         yield traveller
-
-
-def reload(connection: Connection) -> Connection:
-    return Connection.objects.select_related("provider").get(pk=connection.pk)
-
-
-def live(
-    clock: time_machine.Traveller,
-    connection: Connection,
-    *,
-    days: int,
-    nightly: Callable[[], None] | None = None,
-) -> list[Snapshot]:
-    """Run the schedules hour by hour for `days` days; return the daily snapshots."""
-    snapshots = []
-    tick = T0.replace(minute=0, second=0) + HOUR
-    while tick <= T0 + days * DAY:
-        clock.move_to(tick)
-        sweeps.sweep_access_tokens()
-        sweeps.renew_refresh_tokens()
-        if tick.hour == 2 and nightly is not None:
-            nightly()
-        if tick.hour == 3:
-            monitoring.monitor_expiry()
-            current = reload(connection)
-            snapshots.append(
-                Snapshot(
-                    at=tick,
-                    status=current.status,
-                    refresh_expires_at=current.refresh_expires_at,
-                    reauthorize_by=current.reauthorize_by,
-                    renew_due_at=current.renew_due_at,
-                )
-            )
-        tick += HOUR
-    return snapshots
-
-
-def attempts(connection: Connection, trigger: str) -> QuerySet[RefreshAttempt]:
-    return RefreshAttempt.objects.filter(connection=connection, trigger=trigger).order_by(
-        "started_at"
-    )
-
-
-def day_of(moment: datetime) -> float:
-    return (moment - T0) / DAY
-
-
-def transitions(connection: Connection) -> list[tuple[str, str]]:
-    rows = StatusChange.objects.filter(connection=connection).order_by("created_at", "pk")
-    return [(row.from_status, row.to_status) for row in rows]
 
 
 def nightly_export(fake: FakeProvider, connection: Connection, log: list[int]) -> Callable:
@@ -142,9 +86,7 @@ def test_it_ages_the_fake_providers_tokens_with_time_machine(clock):
 
 
 def test_it_renews_a_sliding_refresh_token_around_day_72_and_it_never_expires(clock):
-    # Access tokens of unknown expiry (no expires_in, not a JWT): the sweep has no reason to
-    # refresh them, so nothing but the renewal uses the refresh token.
-    with running(policy=SLIDING, access_expires_in=None) as fake:
+    with running(policy=SLIDING, access_expires_in=OUTLIVES_THE_TEST) as fake:
         connection = connect(fake)
         assert connection.renew_due_at == T0 + 72 * DAY
         pipeline_log: list[int] = []
@@ -201,7 +143,7 @@ def test_it_needs_no_renewal_while_the_sweep_keeps_using_a_sliding_refresh_token
 
 
 def test_it_renews_exactly_at_the_renewal_age_and_not_a_second_before(clock):
-    with running(policy=SLIDING, access_expires_in=None) as fake:
+    with running(policy=SLIDING, access_expires_in=OUTLIVES_THE_TEST) as fake:
         connection = connect(fake)
         due = T0 + 72 * DAY
         clock.move_to(due - timedelta(seconds=1))
@@ -223,7 +165,7 @@ def test_it_renews_exactly_at_the_renewal_age_and_not_a_second_before(clock):
 def test_it_renews_at_the_configured_fraction_of_the_lifetime(
     clock, provider_fraction, connection_fraction, due_day
 ):
-    with running(policy=SLIDING, access_expires_in=None) as fake:
+    with running(policy=SLIDING, access_expires_in=OUTLIVES_THE_TEST) as fake:
         connection = connect(
             fake,
             provider={"renewal_fraction": provider_fraction},
@@ -242,7 +184,7 @@ def test_it_renews_in_time_after_an_admin_corrects_the_lifetime(clock, rf, admin
     # admin notices on day 1 and corrects the provider in the Django admin, whose save must
     # reschedule the renewal: nothing else would until day 72, and the token dies on day 60.
     with running(
-        policy=SLIDING, refresh_lifetime=timedelta(days=60), access_expires_in=None
+        policy=SLIDING, refresh_lifetime=timedelta(days=60), access_expires_in=OUTLIVES_THE_TEST
     ) as fake:
         connection = connect(fake, lifetime=timedelta(days=90))
         clock.move_to(T0 + DAY)
@@ -340,3 +282,26 @@ def test_it_opens_the_warning_window_exactly_14_days_before_the_expiry(clock):
         assert reload(connection).status_reason == (
             f"reauthorize by {T0 + 90 * DAY:%Y-%m-%d %H:%M} UTC (14 days left)"
         )
+
+
+# --- (c) a provider that states no access-token lifetime --------------------------------------
+
+
+def test_it_refreshes_an_access_token_of_unknown_lifetime_within_the_assumed_hour(clock):
+    # No expires_in, not a JWT, no documented lifetime (Salesforce-like): never "valid forever".
+    # Assumed to live TOKENADMIN_DEFAULT_ACCESS_LIFETIME (an hour), and refreshed before that.
+    with running(policy=SLIDING, access_expires_in=None) as fake:
+        connection = connect(fake)
+        assert connection.access_expiry_source == ExpirySource.ASSUMED
+        assert connection.access_expires_at == T0 + HOUR
+        live(clock, connection, days=1)
+        connection = reload(connection)
+
+        made = [row.started_at for row in attempts(connection, Trigger.SWEEP)]
+        assert 23 <= len(made) <= 25, len(made)
+        issued = [T0, *made]
+        for previous, refreshed in zip(issued, made, strict=False):
+            assert refreshed <= previous + HOUR, (day_of(previous), day_of(refreshed))
+        assert connection.access_expiry_source == ExpirySource.ASSUMED
+        assert connection.access_expires_at == made[-1] + HOUR
+        assert fake.counts["refused"] == 0

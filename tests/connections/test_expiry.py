@@ -1,6 +1,7 @@
-"""When tokens die (`connections.expiry`) and what follows from it on the model.
+"""When tokens die (`connections.expiry`): access and refresh-token expiry from a response.
 
-Pure functions: no database, no network. Time is frozen at the exact boundaries.
+Pure functions: no database, no network. Time is frozen at the exact boundaries. What follows
+for the reauthorize-by date and the status: test_reauthorize_by.py.
 """
 
 import base64
@@ -11,8 +12,7 @@ import pytest
 import time_machine
 
 from connections import oauth
-from connections.expiry import access_expiry, refresh_expiry
-from connections.lifecycle import settle_status
+from connections.expiry import access_expiry, hard_cap, refresh_expiry
 from connections.models import Connection, ExpirySource, RefreshExpiry
 from connections.oauth.tokens import parse_token
 from tests.factories import ConnectionFactory
@@ -85,11 +85,27 @@ def test_it_falls_back_to_the_provider_access_lifetime(expires_in):
 @pytest.mark.parametrize("exp", ["1700000000", True, 1e30, float("nan")])
 def test_it_ignores_an_unusable_jwt_exp(exp):
     at = access_expiry(token(access_token=jwt({"exp": exp})), connection(), now=NOW)
-    assert at == (None, ExpirySource.UNKNOWN)
+    assert at == (NOW + timedelta(hours=1), ExpirySource.ASSUMED)
 
 
-def test_it_leaves_access_expiry_unknown_when_nothing_says():
-    assert access_expiry(token(), connection(), now=NOW) == (None, ExpirySource.UNKNOWN)
+def test_it_assumes_the_default_access_lifetime_when_nothing_says():
+    # Salesforce states no expires_in: never "valid forever", refreshed like any other.
+    assert access_expiry(token(), connection(), now=NOW) == (
+        NOW + timedelta(seconds=3600),
+        ExpirySource.ASSUMED,
+    )
+
+
+def test_it_assumes_the_configured_default_access_lifetime(settings):
+    settings.TOKENADMIN = settings.TOKENADMIN | {"DEFAULT_ACCESS_LIFETIME": 900}
+    at = access_expiry(token(expires_in=0), connection(), now=NOW)
+    assert at == (NOW + timedelta(minutes=15), ExpirySource.ASSUMED)
+
+
+def test_it_prefers_the_providers_documented_lifetime_to_the_assumed_one(settings):
+    settings.TOKENADMIN = settings.TOKENADMIN | {"DEFAULT_ACCESS_LIFETIME": 900}
+    conn = connection(access_lifetime=timedelta(hours=2))
+    assert access_expiry(token(), conn, now=NOW) == (NOW + timedelta(hours=2), ExpirySource.POLICY)
 
 
 # --- refresh-token expiry ------------------------------------------------------------------
@@ -194,35 +210,70 @@ def test_it_keeps_a_known_expiry_when_the_refresh_token_was_kept():
     assert at == (known, ExpirySource.RESPONSE)
 
 
-def test_it_forgets_the_old_expiry_when_the_refresh_token_rotated():
+def test_it_keeps_the_providers_last_word_when_a_rotation_says_nothing_new():
+    # A rotated token does not expire sooner than the one it replaces: an absolute expiry stays,
+    # a sliding one moves later. Until the provider says where, the known one is the deadline
+    # (dropping it is how the seed's 90-day deadline went unannounced).
+    known = NOW + timedelta(days=40)
+    conn = connection(refresh_expires_at=known, refresh_expiry_source=ExpirySource.INTROSPECTION)
+    at = refresh_expiry(token(refresh_token="r2"), conn, now=NOW, new_grant=False)
+    assert at == (known, ExpirySource.INTROSPECTION)
+
+
+def test_it_prefers_the_providers_last_word_to_its_absolute_policy():
+    known = NOW + timedelta(days=40)
     conn = connection(
-        refresh_expires_at=NOW + timedelta(days=40), refresh_expiry_source=ExpirySource.RESPONSE
+        kind=RefreshExpiry.ABSOLUTE,
+        lifetime=timedelta(days=90),
+        authorized_at=NOW - timedelta(days=10),
+        refresh_expires_at=known,
+        refresh_expiry_source=ExpirySource.RESPONSE,
+    )
+    at = refresh_expiry(token(refresh_token="r2"), conn, now=NOW, new_grant=False)
+    assert at == (known, ExpirySource.RESPONSE)
+
+
+def test_it_forgets_a_policy_expiry_of_unknown_kind_when_the_refresh_token_rotated():
+    conn = connection(
+        refresh_expires_at=NOW + timedelta(days=40), refresh_expiry_source=ExpirySource.POLICY
     )
     at = refresh_expiry(token(refresh_token="r2"), conn, now=NOW, new_grant=False)
     assert at == (None, ExpirySource.UNKNOWN)
 
 
-# --- reauthorize-by ------------------------------------------------------------------------
+def test_it_starts_a_new_grant_without_the_old_grants_expiry():
+    conn = connection(
+        refresh_expires_at=NOW + timedelta(days=40), refresh_expiry_source=ExpirySource.RESPONSE
+    )
+    at = refresh_expiry(token(refresh_token="r"), conn, now=NOW, new_grant=True)
+    assert at == (None, ExpirySource.UNKNOWN)
 
 
-def test_it_must_be_reauthorized_by_an_absolute_expiry():
-    deadline = NOW + timedelta(days=9)
-    conn = connection(kind=RefreshExpiry.ABSOLUTE, refresh_expires_at=deadline)
-    assert conn.reauthorize_by == deadline
+# --- the hard cap --------------------------------------------------------------------------
 
 
-def test_it_has_no_reauthorize_by_date_for_a_sliding_expiry():
-    conn = connection(kind=RefreshExpiry.SLIDING, refresh_expires_at=NOW + timedelta(days=9))
-    assert conn.reauthorize_by is None
+def test_it_remembers_the_hard_cap_across_refreshes_that_do_not_repeat_it():
+    cap = NOW + timedelta(days=5)
+    conn = connection(kind=RefreshExpiry.SLIDING, lifetime=timedelta(days=90))
+    conn.refresh_hard_expires_at = cap
+    assert hard_cap(token(), conn, now=NOW, new_grant=False) == cap
+    assert refresh_expiry(token(), conn, now=NOW, new_grant=False) == (
+        cap,
+        ExpirySource.RESPONSE,
+    )
 
 
-def test_it_must_be_reauthorized_by_a_known_expiry_of_unknown_kind():
-    deadline = NOW + timedelta(days=9)
-    assert connection(refresh_expires_at=deadline).reauthorize_by == deadline
+def test_it_forgets_the_hard_cap_of_the_previous_grant():
+    conn = connection(refresh_hard_expires_at=NOW + timedelta(days=5))
+    assert hard_cap(token(refresh_token="r"), conn, now=NOW, new_grant=True) is None
 
 
-def test_it_has_no_reauthorize_by_date_when_expiry_is_unknown():
-    assert connection(kind=RefreshExpiry.ABSOLUTE).reauthorize_by is None
+def test_it_takes_a_new_hard_cap_from_the_response():
+    parsed = parse_token(
+        {"access_token": "a", "refresh_token": "r", "x_refresh_token_hard_expires_in": 86_400}
+    )
+    conn = connection(refresh_hard_expires_at=NOW + timedelta(days=5))
+    assert hard_cap(parsed, conn, now=NOW, new_grant=False) == NOW + timedelta(days=1)
 
 
 # --- access_token_valid_for at the boundary ------------------------------------------------
@@ -245,62 +296,20 @@ def test_it_treats_an_access_token_at_its_expiry_as_expired():
         assert conn.access_token_valid_for(0) is True
 
 
-def test_it_counts_an_access_token_of_unknown_expiry_as_valid():
-    assert connection(access_token="a", access_expires_at=None).access_token_valid_for(10**6)
+def test_it_never_counts_a_stored_token_of_unknown_expiry_as_valid_forever():
+    # Stored before lifetimes were assumed: taken to live the default hour from its issue.
+    issued = NOW - timedelta(minutes=59)
+    conn = connection(access_token="a", access_expires_at=None, last_refreshed_at=issued)
+    with time_machine.travel(NOW, tick=False):
+        assert conn.access_token_valid_for(30) is True
+        assert conn.access_token_valid_for(60) is False
+        assert conn.access_token_valid_for(10**6) is False
+
+
+def test_it_counts_a_token_of_unknown_expiry_and_unknown_issue_as_invalid():
+    conn = connection(access_token="a", access_expires_at=None, authorized_at=None)
+    assert conn.access_token_valid_for(0) is False
 
 
 def test_it_counts_no_access_token_as_invalid():
     assert not connection(access_token="", access_expires_at=None).access_token_valid_for(0)
-
-
-# --- settle_status -------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("left", "expected"),
-    [
-        (timedelta(days=14, seconds=1), Status.ACTIVE),
-        (timedelta(days=14), Status.EXPIRING),
-        (timedelta(days=1), Status.EXPIRING),
-        (timedelta(seconds=1), Status.EXPIRING),
-        (timedelta(0), Status.NEEDS_REAUTH),
-    ],
-)
-def test_it_is_expiring_inside_the_warning_window(left, expected):
-    conn = connection(kind=RefreshExpiry.ABSOLUTE, refresh_expires_at=NOW + left)
-    with time_machine.travel(NOW, tick=False):
-        assert settle_status(conn) == expected
-
-
-def test_it_follows_the_configured_warning_days(settings):
-    settings.TOKENADMIN = settings.TOKENADMIN | {"WARNING_DAYS": [30, 7]}
-    conn = connection(kind=RefreshExpiry.ABSOLUTE, refresh_expires_at=NOW + timedelta(days=20))
-    assert settle_status(conn, now=NOW) == Status.EXPIRING
-
-
-def test_it_is_not_expiring_with_a_sliding_expiry_that_renewal_keeps_extending():
-    conn = connection(kind=RefreshExpiry.SLIDING, refresh_expires_at=NOW + timedelta(days=2))
-    assert settle_status(conn, now=NOW) == Status.ACTIVE
-
-
-def test_it_is_expiring_when_a_sliding_token_is_a_day_from_lapsing():
-    # Renewal should have pushed it back long ago: it has stopped working.
-    conn = connection(kind=RefreshExpiry.SLIDING, refresh_expires_at=NOW + timedelta(days=1))
-    assert settle_status(conn, now=NOW) == Status.EXPIRING
-
-
-def test_it_is_active_when_refresh_expiry_is_unknown():
-    assert settle_status(connection(), now=NOW) == Status.ACTIVE
-
-
-@pytest.mark.django_db
-def test_a_status_change_decided_from_a_stale_read_changes_nothing():
-    from tests.factories import ConnectionFactory
-
-    conn = ConnectionFactory(authorized=True)
-    stale = Connection.objects.get(pk=conn.pk)
-    conn.change_status(Status.DISABLED, reason="an admin disabled it")
-    # A refresh that read `active` before the admin acted finishes and settles the status.
-    assert not stale.change_status(Status.EXPIRING, reason="refresh", expected=(Status.ACTIVE,))
-    assert Connection.objects.get(pk=conn.pk).status == Status.DISABLED
-    assert conn.status_changes.count() == 1
