@@ -13,6 +13,7 @@ Sections:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,7 +26,8 @@ from django.db.models import Model
 from django.utils import timezone
 from django.utils.text import slugify
 
-from connections.models import AuthMethod, Connection, ConsumerSchedule, Provider
+from connections import serving
+from connections.models import ApiKey, AuthMethod, Connection, ConsumerSchedule, Provider
 from connections.presets import (
     ENDPOINT_LABELS,
     REFRESH_SCOPES,
@@ -35,6 +37,7 @@ from connections.presets import (
     provider_from_preset,
     provider_from_urls,
 )
+from connections.serving import ServedToken
 from connections.status import evaluate_expiry
 
 
@@ -399,3 +402,43 @@ def _status_after_enabling(connection: Connection) -> str:
 
 
 # --- tokens: serve with failover, rejected-token reports --------------------------------------
+
+TOKEN_SHA256 = re.compile(r"[0-9a-f]{64}")
+# The rules live in `connections.serving`; these are the front doors' names for them.
+
+
+def token_serve(
+    *,
+    connection: Connection,
+    key: ApiKey | None = None,
+    min_ttl: int | None = None,
+    failover: bool = True,
+) -> ServedToken:
+    """A valid access token for `connection`, or its backup's when it cannot serve and the key
+    may use the backup (never for a disabled primary); failover and failback are recorded once
+    per incident. Raises the primary's `TokenUnavailable`."""
+    return serving.serve_token(connection=connection, key=key, min_ttl=min_ttl, failover=failover)
+
+
+def token_refresh(*, connection: Connection) -> ServedToken:
+    """Force a refresh of `connection` now (single flight; no failover)."""
+    return serving.refresh_token_now(connection=connection)
+
+
+def token_rejected(
+    *,
+    connection: Connection,
+    token_sha256: str,
+    key: ApiKey | None = None,
+    failover: bool = True,
+) -> ServedToken:
+    """A provider rejected the token with this SHA-256: refresh once if it is still current
+    (`refreshed=True`), else serve the token that replaced it (`refreshed=False`)."""
+    if not TOKEN_SHA256.fullmatch(token_sha256):
+        raise ServiceError(
+            "token_sha256 must be the token's SHA-256 as 64 lowercase hex digits.",
+            field="token_sha256",
+        )
+    return serving.report_rejected_token(
+        connection=connection, token_sha256=token_sha256, key=key, failover=failover
+    )

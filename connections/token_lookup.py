@@ -25,8 +25,10 @@ from django.db.models import Exists, OuterRef, Subquery
 
 from connections.models import ApiKey, Connection, Provider
 
-# What serving a valid token reads (see `Connection.refresh_margin`, `access_token_valid_for`,
-# `reauthorize_by`), plus `backup_id` and `failed_over_to_id` for failover and failback.
+# What serving a valid token reads (`connections.serving.can_serve_at_once`: the status,
+# `refresh_margin`, `access_token_valid_for`; the payload: `token_type`, `reauthorize_by`), plus
+# `backup_id` and `failed_over_to_id` for failover and failback. A field read there and missing
+# here costs a query per request: tests/connections/test_token_hot_path.py counts them.
 CONNECTION_FIELDS = frozenset(
     {
         "id",
@@ -38,13 +40,16 @@ CONNECTION_FIELDS = frozenset(
         "token_type",
         "access_expires_at",
         "refresh_expires_at",
+        "refresh_hard_expires_at",
         "refresh_expiry_override",
+        "refresh_expiry_learned",
+        "authorized_at",
         "last_refreshed_at",
         "refresh_threshold",
         "status",
     }
 )
-PROVIDER_FIELDS = frozenset({"id", "refresh_token_expiry", "rotates_refresh_tokens"})
+PROVIDER_FIELDS = frozenset({"id", "refresh_token_expiry"})
 KEY_COLUMNS = ("api_key_id", "api_key_all_connections", "api_key_last_used_at", "api_key_linked")
 # Placeholders the statement is compiled with; each is replaced by the request's value.
 _SLUG, _KEY_HASH = "\x00slug", "\x00key_hash"
@@ -139,10 +144,11 @@ def lookup_token(*, slug: str, key_hash: str, using: str = "default") -> TokenLo
         row = next(statement.compiler.apply_converters([row], statement.converters))
     width = len(statement.connection_fields)
     connection = Connection.from_db(using, statement.connection_fields, row[:width])
-    provider_values = [connection.provider_id, *row[width : width + 2]]
+    end = width + len(statement.provider_fields) - 1  # the provider's id is the connection's
+    provider_values = [connection.provider_id, *row[width:end]]
     provider = Provider.from_db(using, statement.provider_fields, provider_values)
     Connection._meta.get_field("provider").set_cached_value(connection, provider)
-    key_id, all_connections, last_used_at, linked = row[width + 2 :]
+    key_id, all_connections, last_used_at, linked = row[end:]
     if key_id is None:
         return TokenLookup(connection=connection, key=None, key_allowed=False)
     key = ApiKey.from_db(

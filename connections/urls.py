@@ -13,5 +13,10 @@ urlpatterns = [
     path("api/v1/connections", api.connection_list, name="api-connection-list"),
     path("api/v1/connections/<slug:slug>", api.connection_detail, name="api-connection-detail"),
     path("api/v1/connections/<slug:slug>/token", api.token, name="api-token"),
+    path(
+        "api/v1/connections/<slug:slug>/token/rejected",
+        api.token_rejected,
+        name="api-token-rejected",
+    ),
     path("api/v1/connections/<slug:slug>/refresh", api.refresh, name="api-refresh"),
 ]

@@ -147,20 +147,62 @@ def test_it_answers_503_with_retry_after_when_the_provider_is_down(
     assert int(response["Retry-After"]) >= 7
 
 
-def test_it_fails_over_to_the_backup_connection(authorized_connection, auth_server_clean):
+def test_it_serves_the_backup_only_to_a_key_allowed_the_backup(
+    authorized_connection, auth_server_clean
+):
+    # The old view served the backup to any key that could use the primary (issue 6).
     backup = ConnectionFactory(slug="analytics-backup", authorized=True)
     Connection.objects.filter(pk=authorized_connection.pk).update(
         backup=backup,
         status=Connection.Status.NEEDS_REAUTH,
         access_expires_at=timezone.now() - timedelta(seconds=1),
     )
-    _, raw_key = ApiKey.issue(name="pipeline", connections=[authorized_connection])
-    response = _client_with(raw_key).get("/api/v1/connections/analytics/token")
-    assert response.status_code == 200
+    _, primary_only = ApiKey.issue(name="pipeline", connections=[authorized_connection])
+    refused = _client_with(primary_only).get("/api/v1/connections/analytics/token")
+    assert (refused.status_code, refused.json()["error"]) == (409, "needs_reauth")
+    assert backup.access_token not in refused.content.decode()
+
+    _, both = ApiKey.issue(name="both", connections=[authorized_connection, backup])
+    served = _client_with(both).get("/api/v1/connections/analytics/token").json()
+    assert served["served_by"] == "analytics-backup"
+    assert served["access_token"] == backup.access_token
+    assert served["status"] == "needs_reauth"
+
+
+@pytest.mark.django_db
+def test_a_409_says_what_a_person_must_do_next_without_a_link(settings):
+    settings.SITE_URL = "https://tokens.example.com"
+    refresh_expires_at = timezone.now() + timedelta(days=3)
+    ConnectionFactory(
+        slug="dead",
+        authorized=True,
+        status=Connection.Status.NEEDS_REAUTH,
+        status_reason="invalid_grant: revoked",
+        refresh_expires_at=refresh_expires_at,
+        refresh_expiry_override="absolute",
+    )
+    _, raw_key = ApiKey.issue(name="all", all_connections=True)
+    response = _client_with(raw_key).get("/api/v1/connections/dead/token")
+    assert response.status_code == 409
     body = response.json()
-    assert body["served_by"] == "analytics-backup"
-    assert body["access_token"] == backup.access_token
-    assert body["status"] == "needs_reauth"
+    assert body["error"] == "needs_reauth"
+    assert body["connection"] == "dead"
+    assert body["status_reason"] == "invalid_grant: revoked"
+    assert body["reauthorize_by"] == refresh_expires_at.isoformat().replace("+00:00", "Z")
+    assert body["reauthorize_by_source"] == "absolute_expiry"
+    assert body["dashboard_url"].startswith("https://tokens.example.com/")
+    assert "dead" in body["dashboard_url"]
+    assert "Reauthorize" in body["next_step"]
+    assert "/reauth/" not in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_a_409_for_a_disabled_connection_says_an_admin_must_enable_it():
+    ConnectionFactory(slug="off", authorized=True, status=Connection.Status.DISABLED)
+    _, raw_key = ApiKey.issue(name="all", all_connections=True)
+    response = _client_with(raw_key).get("/api/v1/connections/off/token")
+    assert (response.status_code, response.json()["error"]) == (409, "disabled")
+    assert "Enable" in response.json()["next_step"]
 
 
 @pytest.mark.django_db

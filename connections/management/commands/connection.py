@@ -5,7 +5,8 @@ never contains a token or secret, except `token`, whose whole stdout is the acce
 """
 
 import argparse
-from typing import Any
+import sys
+from typing import Any, TextIO
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
@@ -35,6 +36,7 @@ from connections.management.commands._output import (
 )
 from connections.models import Connection, RefreshAttempt
 from connections.presets import list_presets
+from tokenadmin.hashing import sha256_hex
 
 # Exit codes, documented in `--help`. 2 is also argparse's code for a malformed command line.
 EXIT_ERROR = 1
@@ -51,7 +53,23 @@ EXIT_CODES_HELP = """exit codes:
   4  the provider is unavailable or failing; retry later (the message says when)"""
 
 
+def read_rejected_token(stdin: TextIO) -> str:
+    """The rejected token, piped on stdin (one line; surrounding whitespace ignored)."""
+    if stdin.isatty():
+        raise CommandError(
+            "--rejected reads the rejected token from stdin: "
+            "printf '%s' \"$TOKEN\" | manage.py connection token SLUG --rejected",
+            returncode=EXIT_UNKNOWN,
+        )
+    token = stdin.read().strip()
+    if not token or any(c.isspace() for c in token):
+        raise CommandError("--rejected needs exactly one token on stdin.", returncode=EXIT_UNKNOWN)
+    return token
+
+
 class Command(BaseCommand):
+    # `connection token --rejected` reads the token from stdin; tests pass one here.
+    stealth_options = ("stdin",)
     help = (
         "Create, list and inspect OAuth connections; print a valid access token for scripts. "
         "Run `connection SUBCOMMAND --help` for details.\n\n" + EXIT_CODES_HELP
@@ -81,8 +99,12 @@ class Command(BaseCommand):
             "token",
             help="Print a valid access token (only the token).",
             description="Print the connection's access token and a newline, nothing else, "
-            "refreshing it first when it expires within the threshold or --min-ttl. Errors go "
-            "to stderr.\n\n" + EXIT_CODES_HELP,
+            "refreshing it first when it expires within the threshold or --min-ttl. When the "
+            "connection cannot serve and has a backup that can, the backup's token is printed "
+            "(stderr says so; --no-failover to refuse); a disabled connection never fails over. "
+            "With --rejected, the rejected token is read from stdin (never from the command "
+            "line, where `ps` would show it), compared by its SHA-256 with the current one, and "
+            "the token to use now is printed. Errors go to stderr.\n\n" + EXIT_CODES_HELP,
             **raw,
         )
         token.add_argument("slug")
@@ -91,6 +113,18 @@ class Command(BaseCommand):
             type=non_negative_int,
             metavar="SECONDS",
             help="The token must stay valid at least this long.",
+        )
+        token.add_argument(
+            "--no-failover",
+            action="store_true",
+            help="Never print a backup connection's token; fail with the connection's own error.",
+        )
+        token.add_argument(
+            "--rejected",
+            action="store_true",
+            help="The provider rejected the token piped on stdin (HTTP 401): refresh it once if "
+            "it is still the current one, else print the token that already replaced it. "
+            "Example: printf '%%s' \"$TOKEN\" | manage.py connection token SLUG --rejected",
         )
 
         refresh = sub.add_parser(
@@ -235,15 +269,40 @@ class Command(BaseCommand):
         else:
             self.stdout.write(render_detail(connection))
 
-    def _token(self, *, slug: str, min_ttl: int | None, **_: Any) -> None:
+    def _token(
+        self,
+        *,
+        slug: str,
+        min_ttl: int | None,
+        no_failover: bool,
+        rejected: bool,
+        **options: Any,
+    ) -> None:
         connection = self._get(slug)
+        if rejected and min_ttl is not None:
+            raise CommandError("--min-ttl does not go with --rejected.", returncode=EXIT_UNKNOWN)
         try:
-            fresh = lifecycle.get_access_token(connection, min_ttl=min_ttl)
+            if rejected:
+                token_sha256 = sha256_hex(read_rejected_token(options.get("stdin") or sys.stdin))
+                served = services.token_rejected(
+                    connection=connection, token_sha256=token_sha256, failover=not no_failover
+                )
+            else:
+                served = services.token_serve(
+                    connection=connection, min_ttl=min_ttl, failover=not no_failover
+                )
         except lifecycle.TokenUnavailable as exc:
             raise self._unavailable(exc, slug) from exc
-        if not fresh.access_token:
+        if not served.served.access_token:
             raise CommandError(f"{slug} has no access token.", returncode=EXIT_NEEDS_PERSON)
-        self.stdout.write(fresh.access_token)
+        if served.refreshed is False:
+            self.stderr.write(f"{slug}: that token was already replaced; printing the current one.")
+        if served.failed_over:
+            self.stderr.write(
+                f"{slug} cannot serve ({served.connection.status}); printing the token of its "
+                f"backup {served.served.slug}."
+            )
+        self.stdout.write(served.served.access_token)
 
     def _refresh(self, *, slug: str, **_: Any) -> None:
         connection = self._get(slug)
