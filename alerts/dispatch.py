@@ -13,7 +13,9 @@ Delivery state on the row:
   dead (a webhook answering 410) the channel is marked broken and skipped until an admin clears
   it. Test alerts (the fire drill) are tried once: the admin is waiting for the answer.
 - A non-empty `dedupe_key` (reminders: deadline and lead time) is unique per channel, connection
-  and event: a second dispatch of the same key is skipped, so reminders are sent once.
+  and event: a second dispatch of the same key is skipped, so reminders are sent once. A
+  reminder retried after its reauthorize-by date stopped being the one in force (the connection
+  was reauthorized meanwhile) is dropped, not sent: FAILED, saying why.
 """
 
 import logging
@@ -31,7 +33,7 @@ from alerts import transports
 from alerts.conditions import condition_matches
 from alerts.events import Alert
 from alerts.messages import Message, render_message
-from alerts.models import AlertRule, Channel, Notification
+from alerts.models import AlertRule, Channel, Event, Notification
 from alerts.sources import SECRET_COLUMNS, alert_for_notification
 from alerts.transports import TransportError
 from connections.models import Connection
@@ -323,4 +325,20 @@ def redeliver(pk: int, *, attempts: int) -> Notification | None:
             .defer(*SECRET_COLUMNS)
             .get(pk=notification.connection_id)
         )
+    if stale := _stale_reminder(notification):
+        return _record(notification, status=Notification.Status.FAILED, error=stale)
     return deliver(notification, alert_for_notification(notification))
+
+
+def _stale_reminder(notification: Notification) -> str:
+    """Why a reminder retried later must not go out (blank: it may): its reauthorize-by date is
+    no longer the one in force, typically because the connection was reauthorized meanwhile."""
+    if notification.event != Event.EXPIRY_WARNING or notification.is_test:
+        return ""
+    # Imported here: the reminder job itself dispatches through this module.
+    from alerts.reminders import is_current_reminder
+
+    connection = notification.connection
+    if connection is not None and is_current_reminder(notification.dedupe_key, connection):
+        return ""
+    return "not sent: the reminder is no longer current (its reauthorize-by date changed)"

@@ -30,8 +30,8 @@ from django.utils import timezone
 from alerts.conditions import parse_condition
 from alerts.dispatch import dispatch
 from alerts.events import Alert
-from alerts.messages import days_until
 from alerts.models import AlertRule, Event, Notification
+from alerts.sources import reminder_facts
 from connections.models import Connection
 
 DAY = timedelta(days=1)
@@ -165,12 +165,7 @@ def send_expiry_reminders(*, now: datetime | None = None) -> Counter[str]:
             alert = Alert(
                 event=Event.EXPIRY_WARNING,
                 connection=connection,
-                facts={
-                    "days_until_expiry": days_until(deadline, now=now),
-                    "lead": lead.label,
-                    "reauthorize_by": _iso(deadline),
-                    "reason": f"reauthorize by {deadline.astimezone(UTC):%Y-%m-%d %H:%M} UTC",
-                },
+                facts=reminder_facts(deadline, lead=lead.label, now=now),
                 dedupe_key=keys[pk],
             )
             dispatch(alert, rules=list(lead.rules) if lead.rules is not None else rules)

@@ -15,7 +15,7 @@ that transition): one recovered notice per incident either way.
 Facts are JSON-safe and never hold a token, a secret or a link.
 """
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.utils import timezone
@@ -67,6 +67,23 @@ def event_for_transition(from_status: str, to_status: str) -> str | None:
     if to_status in HEALTHY and from_status in TROUBLE:
         return Event.RECOVERED
     return None
+
+
+def reminder_facts(deadline: datetime, *, lead: str, now: datetime) -> dict[str, Any]:
+    """What a reminder says about its deadline; also for its retries, rebuilt from its key."""
+    deadline = deadline.astimezone(UTC)
+    return {
+        "days_until_expiry": days_until(deadline, now=now),
+        "lead": lead,
+        "reauthorize_by": iso(deadline),
+        "reason": f"reauthorize by {deadline:%Y-%m-%d %H:%M} UTC",
+    }
+
+
+def _lead_of(dedupe_key: str) -> str:
+    # Reminder keys are "<deadline>/T-<n>d" (alerts.reminders.reminder_key).
+    _, _, lead = dedupe_key.rpartition("/")
+    return lead if lead.startswith("T-") else ""
 
 
 def alert_for_status_change(change: StatusChange, connection: Connection) -> Alert | None:
@@ -174,6 +191,10 @@ def alert_for_notification(notification: Notification) -> Alert:
     if alert is not None and alert.event == notification.event:
         return alert
     facts = connection_facts(connection) if connection is not None else {}
+    deadline = connection.reauthorize_by if connection is not None else None
+    if notification.event == Event.EXPIRY_WARNING and deadline is not None:
+        lead = _lead_of(notification.dedupe_key)
+        facts |= reminder_facts(deadline, lead=lead, now=timezone.now())
     return Alert(
         event=notification.event,
         connection=connection,

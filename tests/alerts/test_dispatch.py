@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from alerts import dispatch, worker
 from alerts.events import Alert
+from alerts.messages import render_message
 from alerts.models import Channel, Event, Notification
 from tests.alerts.receiver import SECRET_PATH, WebhookReceiver, signature_ok
 from tests.factories import AlertRuleFactory, ChannelFactory, ConnectionFactory
@@ -238,3 +239,21 @@ def test_it_stores_the_host_only_and_never_a_secret(connection, caplog):
         stored = repr(model_to_dict(notification))
         assert SECRET_PATH not in stored and SECRET not in stored
     assert SECRET_PATH not in caplog.text and SECRET not in caplog.text
+
+
+def test_it_posts_the_rendered_slack_blocks_to_a_slack_channel(connection):
+    with time_machine.travel(timezone.now(), tick=False), WebhookReceiver(200) as receiver:
+        AlertRuleFactory(channels=[ChannelFactory(slack=True, url=receiver.url)])
+        alert = needs_reauth(connection)
+        [sent] = dispatch.dispatch(alert)
+        rendered = render_message(alert, channel_kind=Channel.Kind.SLACK)
+    assert sent.status == Status.SENT
+    [request] = receiver.received
+    assert request.json == rendered.payload
+    assert request.json["text"] == f"{connection.name}: Needs reauthorization"
+    header, reason, *_, actions = request.json["blocks"]
+    assert header["text"]["text"] == f"*{connection.name}: Needs reauthorization*"
+    assert reason["text"]["text"] == "invalid_grant"
+    [button] = actions["elements"]
+    assert button["url"] == f"http://testserver/connections/{connection.slug}/"
+    assert "/reauth/" not in request.body.decode()

@@ -9,6 +9,7 @@ from django.core import mail
 from django.db import connection as db
 from django.test.utils import CaptureQueriesContext
 
+from alerts import worker
 from alerts.models import AlertRule, Channel, Event, Notification
 from alerts.reminders import (
     condition_thresholds,
@@ -18,6 +19,7 @@ from alerts.reminders import (
     send_secret_rotation_notices,
 )
 from connections.models import Connection, RefreshExpiry
+from tests.alerts.receiver import WebhookReceiver
 from tests.factories import ConnectionFactory, ProviderFactory
 
 pytestmark = pytest.mark.django_db
@@ -152,6 +154,51 @@ def test_it_stops_reminding_once_the_connection_is_reauthorized(clock, ops):
     clock.move_to(new_deadline - 14 * DAY)
     assert send_expiry_reminders() == {"T-14d": 1}
     assert is_current_reminder(Notification.objects.latest("created_at").dedupe_key, connection)
+
+
+def reminder_failing_once(clock, receiver: WebhookReceiver) -> Notification:
+    """A T-7 reminder through a webhook that answered 503: it waits for its retry."""
+    channel = Channel.objects.create(
+        name="hook", kind=Channel.Kind.WEBHOOK, url=receiver.url, secret="signing-secret-0123"
+    )
+    AlertRule.objects.create(name="hooked", event=Event.EXPIRY_WARNING).channels.add(channel)
+    clock.move_to(DEADLINE - 7 * DAY)
+    assert send_expiry_reminders() == {"T-7d": 1}
+    reminder = Notification.objects.get()
+    assert reminder.status == Notification.Status.RETRYING
+    return reminder
+
+
+def test_it_retries_a_reminder_whose_deadline_is_still_current(clock):
+    absolute_connection()
+    with WebhookReceiver(503, 200) as receiver:
+        reminder = reminder_failing_once(clock, receiver)
+        clock.move_to(reminder.next_attempt_at)
+        assert worker.run_once() == {"retried_sent": 1}
+
+    reminder.refresh_from_db()
+    assert (reminder.status, reminder.attempts) == (Notification.Status.SENT, 2)
+    assert [request.json["lead"] for request in receiver.received] == ["T-7d", "T-7d"]
+
+
+def test_it_drops_a_retried_reminder_once_the_connection_was_reauthorized(clock):
+    connection = absolute_connection()
+    with WebhookReceiver(503, 200) as receiver:
+        reminder = reminder_failing_once(clock, receiver)
+        # Reauthorized before the retry is due: a new grant, a new 90-day deadline.
+        new_deadline = DEADLINE - 7 * DAY + 90 * DAY
+        Connection.objects.filter(pk=connection.pk).update(refresh_expires_at=new_deadline)
+        clock.move_to(reminder.next_attempt_at)
+        assert worker.run_once() == {"retried_failed": 1}
+        assert worker.run_once() == {}
+
+    reminder.refresh_from_db()
+    assert (reminder.status, reminder.attempts) == (Notification.Status.FAILED, 2)
+    assert reminder.error == (
+        "not sent: the reminder is no longer current (its reauthorize-by date changed)"
+    )
+    assert reminder.next_attempt_at is None
+    assert len(receiver.received) == 1  # only the first, failed attempt ever left
 
 
 def test_it_sends_no_reminder_for_a_refresh_token_renewed_by_use(clock, ops):
