@@ -20,8 +20,9 @@ from django.test import Client
 from alerts.tasks import deliver_alerts, send_reminders
 from tests.background.fake_provider import FakeProvider
 
-LINK = re.compile(r"^(https?://\S+/reauth/\S+/)$", re.MULTILINE)
-FOOTER = re.compile(r"^tokenadmin · (?P<event>\S+)(?: · (?P<lead>T-\d+d))?$", re.MULTILINE)
+# Lines may end in CRLF (as they do after a trip through SMTP).
+LINK = re.compile(r"^(https?://\S+/reauth/\S+/)\r?$", re.MULTILINE)
+FOOTER = re.compile(r"^tokenadmin · (?P<event>\S+)(?: · (?P<lead>T-\d+d))?\r?$", re.MULTILINE)
 WAIT_SECONDS = 120  # a stuck worker fails the test instead of hanging it
 
 
