@@ -39,18 +39,20 @@ from connections.models import Connection, FailoverEvent, RefreshAttempt
 # HTTP timeout is 10 s by default; a timed-out refresh that was retried once lands above it.
 LATENCY_BUCKETS_MS = (50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000)
 
-# Exactly what the gauges read: `reauthorize_by` needs the refresh-token expiry and how the
-# provider's refresh tokens behave. A field missing here would cost one query per connection
-# (tests/test_metrics.py counts the queries at two sizes).
+# Exactly what the gauges read: `reauthorize_by` (Connection.reauthorization_deadline) needs the
+# refresh token's expiry, its hard cap and its kind (learned, overridden, or the provider's). A
+# field missing here costs one query per connection, silently: tests/test_metrics.py counts the
+# queries at two sizes.
 CONNECTION_FIELDS = (
     "slug",
     "status",
     "access_expires_at",
     "refresh_expires_at",
+    "refresh_hard_expires_at",
+    "refresh_expiry_learned",
     "refresh_expiry_override",
     "provider__slug",
     "provider__refresh_token_expiry",
-    "provider__rotates_refresh_tokens",
 )
 
 
@@ -102,10 +104,12 @@ def refresh_attempt_metrics() -> Iterator[Metric]:
     buckets = {
         f"le_{limit}": Count("pk", filter=Q(duration_ms__lte=limit)) for limit in LATENCY_BUCKETS_MS
     }
+    # The sum's alias must not be a field's name: `duration_ms=Sum(...)` would shadow the column,
+    # and the bucket filters would then compare the SUM (invalid SQL on SQLite and PostgreSQL).
     rows = (
         RefreshAttempt.objects.order_by()
         .values("outcome", "error_code")
-        .annotate(attempts=Count("pk"), duration_ms=Sum("duration_ms"), **buckets)
+        .annotate(attempts=Count("pk"), total_ms=Sum("duration_ms"), **buckets)
     )
     attempts = CounterMetricFamily(
         "tokenadmin_refresh_attempts",
@@ -119,7 +123,7 @@ def refresh_attempt_metrics() -> Iterator[Metric]:
         attempts.add_metric([row["outcome"], row["error_code"]], row["attempts"])
         totals = per_outcome[row["outcome"]]
         totals["count"] += row["attempts"]
-        totals["duration_ms"] += row["duration_ms"] or 0
+        totals["duration_ms"] += row["total_ms"] or 0
         for name in buckets:
             totals[name] += row[name]
     latency = HistogramMetricFamily(

@@ -105,21 +105,22 @@ def check_scheduler(*, database: Check, now: datetime | None = None) -> Check:
     runs = Task.objects.filter(func=SWEEP_FUNC).order_by("-stopped")
     last_success = runs.filter(success=True).values_list("stopped", flat=True).first()
     if last_success is not None and now - last_success <= allowed:
-        return Check("ok", f"the sweep last finished {_ago(now - last_success)} ago")
+        return Check("ok", f"the sweep last finished {_describe_duration(now - last_success)} ago")
     if last_success is None and not runs.exists():
         if schedule.next_run and now - schedule.next_run <= allowed:
             return Check("starting", "no sweep has finished yet; the schedule is due")
         return Check(
             "error",
-            f"no sweep has run in the {_ago(allowed)} since the schedule was due: "
+            f"no sweep has run in the {_describe_duration(allowed)} since the schedule was due: "
             "is `manage.py qcluster` running?",
         )
     if last_success is None:
         return Check("error", "no sweep has succeeded yet; see the failed tasks in the admin")
     return Check(
         "error",
-        f"the sweep last succeeded {_ago(now - last_success)} ago, more than "
-        f"{STALE_AFTER_INTERVALS} intervals of {_ago(interval)}: is `manage.py qcluster` running?",
+        f"the sweep last succeeded {_describe_duration(now - last_success)} ago, more than "
+        f"{STALE_AFTER_INTERVALS} intervals of {_describe_duration(interval)}: "
+        "is `manage.py qcluster` running?",
     )
 
 
@@ -135,9 +136,24 @@ def schedule_interval(schedule: Schedule, *, now: datetime) -> timedelta | None:
     return schedule.calculate_next_run(first) - first
 
 
-def _ago(delta: timedelta) -> str:
+def _describe_duration(delta: timedelta) -> str:
+    """A duration for a person: seconds below two minutes, then two units ("3 min 1 s",
+    "2 h 5 min", "3 d 4 h"). Never one coarse unit: "3 min ago, more than 3 intervals of 60 s"
+    would read as a contradiction just past the threshold."""
     seconds = int(delta.total_seconds())
-    return f"{seconds} s" if seconds < 120 else f"{seconds // 60} min"
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 2 * 3600:
+        return _two_units(seconds, (60, "min"), (1, "s"))
+    if seconds < 2 * 86400:
+        return _two_units(seconds, (3600, "h"), (60, "min"))
+    return _two_units(seconds, (86400, "d"), (3600, "h"))
+
+
+def _two_units(seconds: int, big: tuple[int, str], small: tuple[int, str]) -> str:
+    whole, rest = divmod(seconds, big[0])
+    part = rest // small[0]
+    return f"{whole} {big[1]} {part} {small[1]}" if part else f"{whole} {big[1]}"
 
 
 def check_system(*, ready_only: bool = False) -> dict[str, Check]:

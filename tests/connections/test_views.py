@@ -20,9 +20,3 @@ def test_the_dashboard_is_for_staff_only():
     response = Client().get("/")
     assert response.status_code == 302
     assert response["Location"].startswith("/admin/login/")
-
-
-@pytest.mark.django_db
-def test_healthz_answers_ok():
-    response = Client().get("/healthz")
-    assert (response.status_code, response.json()) == (200, {"status": "ok"})
