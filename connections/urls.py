@@ -1,6 +1,6 @@
 from django.urls import path
 
-from connections import api, ops_views, views
+from connections import api, openapi, ops_views, views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -10,6 +10,7 @@ urlpatterns = [
     path("reauth/<str:token>/", views.reauth, name="reauth"),
     path("healthz", ops_views.healthz, name="healthz"),
     path("metrics", ops_views.metrics, name="metrics"),
+    path("api/v1/openapi.json", openapi.openapi_document, name="api-openapi"),
     path("api/v1/connections", api.connection_list, name="api-connection-list"),
     path("api/v1/connections/<slug:slug>", api.connection_detail, name="api-connection-detail"),
     path("api/v1/connections/<slug:slug>/token", api.token, name="api-token"),
