@@ -11,7 +11,7 @@ a travelling clock (tests/background/simulation.py). What the provider shows dec
 """
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 import time_machine
@@ -47,6 +47,11 @@ def undescribed(fake: FakeProvider, **provider: object) -> Connection:
     return connect(fake, kind=RefreshExpiry.UNKNOWN, lifetime=None, provider=fields)
 
 
+def split_at(snapshots: list[Snapshot], moment: datetime) -> tuple[list, list]:
+    """The snapshots taken before `moment`, and those taken after it."""
+    return [s for s in snapshots if s.at < moment], [s for s in snapshots if s.at > moment]
+
+
 def expected_status(snapshot: Snapshot, deadline) -> str:
     if snapshot.at < deadline - timedelta(days=14):
         return Status.ACTIVE
@@ -79,9 +84,16 @@ def test_it_keeps_the_date_of_an_absolute_token_through_every_rotation(clock):
             f"introspection: a rotation on {first_refresh.started_at:%Y-%m-%d %H:%M} UTC "
             f"left the expiry at {deadline:%Y-%m-%d %H:%M} UTC"
         )
-        for snapshot in snapshots:
+        # The same date all along; its source says what was known when.
+        before_first, after_first = split_at(snapshots, first_refresh.started_at)
+        assert before_first and after_first
+        for snapshot in before_first:
+            assert snapshot.reauthorize_by == deadline, snapshot
+            assert snapshot.reauthorize_by_source == DeadlineSource.EXPIRY_OF_UNKNOWN_KIND
+        for snapshot in after_first:
             assert snapshot.reauthorize_by == deadline, snapshot
             assert snapshot.reauthorize_by_source == DeadlineSource.ABSOLUTE_EXPIRY, snapshot
+        for snapshot in snapshots:
             assert snapshot.status == expected_status(snapshot, deadline), snapshot
 
         successes = RefreshAttempt.objects.filter(connection=connection, outcome=Outcome.SUCCESS)
@@ -114,11 +126,20 @@ def test_it_has_no_date_once_a_rotation_shows_the_expiry_slides(clock):
 
         assert connection.refresh_expiry_learned == RefreshExpiry.SLIDING
         assert "moved the expiry" in connection.refresh_expiry_learned_from
-        for snapshot in snapshots:
+        first_refresh = RefreshAttempt.objects.filter(connection=connection).earliest("started_at")
+        before_first, after_first = split_at(snapshots, first_refresh.started_at)
+        assert before_first and after_first
+        for snapshot in before_first:
+            assert (snapshot.reauthorize_by, snapshot.reauthorize_by_source) == (
+                T0 + 90 * DAY,
+                DeadlineSource.EXPIRY_OF_UNKNOWN_KIND,
+            ), snapshot
+        for snapshot in after_first:
             assert (snapshot.reauthorize_by, snapshot.reauthorize_by_source) == (
                 None,
                 DeadlineSource.RENEWED_AUTOMATICALLY,
             ), snapshot
+        for snapshot in snapshots:
             assert snapshot.status == Status.ACTIVE, snapshot
             # Each daily use slides it: it is always about 90 days out.
             assert snapshot.refresh_expires_at > snapshot.at + 88 * DAY, snapshot

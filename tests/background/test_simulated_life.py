@@ -189,10 +189,21 @@ def test_it_renews_in_time_after_an_admin_corrects_the_lifetime(clock, rf, admin
         connection = connect(fake, lifetime=timedelta(days=90))
         clock.move_to(T0 + DAY)
         provider = connection.provider
-        provider.refresh_token_lifetime = timedelta(days=60)
         request = rf.post("/admin/")
         request.user = admin_user
-        admin.site._registry[Provider].save_model(request, provider, form=None, change=True)
+        model_admin = admin.site._registry[Provider]
+        # The admin's own change form, bound to what the page shows with one value edited.
+        form_class = model_admin.get_form(request, provider, change=True)
+        shown = form_class(instance=provider)
+        data = {name: shown[name].value() for name in shown.fields}
+        data = {name: value for name, value in data.items() if value is not None}
+        # Fields with a callable default carry their initial value in a hidden input too.
+        data |= {shown.add_initial_prefix(name): data[name] for name in data}
+        form = form_class(data | {"refresh_token_lifetime": "60 00:00:00"}, instance=provider)
+        assert form.is_valid(), form.errors
+        assert form.changed_data == ["refresh_token_lifetime"]
+        model_admin.save_model(request, form.save(commit=False), form, change=True)
+        assert Provider.objects.get(pk=provider.pk).refresh_token_lifetime == timedelta(days=60)
 
         live(clock, connection, days=62)  # past the real 60-day death
         connection = reload(connection)
