@@ -15,6 +15,7 @@ the stored tokens stay stored and the caller is served.
 
 import logging
 import traceback
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -55,12 +56,22 @@ def enrich_stored_tokens(
     """Learn from a token response whose tokens are already stored; never raises.
 
     `stored` is the connection as written (its `version` the one written), `before` as it was
-    read before the refresh or consent. Returns `stored` with what was learned applied.
+    read before the refresh or consent. Returns `stored` with what was learned applied. Each
+    step stands alone: a failed rotation bookkeeping does not stop learning the expiry.
     """
+    if token.refresh_token and not new_grant:
+        _without_failing(stored, learn_rotation, stored)
+    learned = _without_failing(
+        stored, learn_refresh_expiry, stored, token, before=before, new_grant=new_grant, now=now
+    )
+    return stored if learned is None else learned
+
+
+def _without_failing(
+    stored: Connection, step: Callable[..., Any], *args: Any, **kwargs: Any
+) -> Any:
     try:
-        if token.refresh_token and not new_grant:
-            learn_rotation(stored)
-        return learn_refresh_expiry(stored, token, before=before, new_grant=new_grant, now=now)
+        return step(*args, **kwargs)
     except Exception as exc:
         # Deliberately broad: the tokens are stored, and nothing learned here is worth failing
         # the caller or losing them. Logged by type and place only: a message could quote a value.
@@ -72,7 +83,7 @@ def enrich_stored_tokens(
             type(exc).__name__,
             where,
         )
-        return stored
+        return None
 
 
 def learn_rotation(connection: Connection) -> None:
@@ -131,7 +142,11 @@ def learn_refresh_expiry(
         return stored
     enriched = with_fields(stored, fields)
     fields |= enriched.due_times()
-    changed = {name: value for name, value in fields.items() if getattr(stored, name) != value}
+    changed = {
+        name: fields[name]
+        for name in ENRICHED_FIELDS
+        if name in fields and getattr(stored, name) != fields[name]
+    }
     if not changed:
         return stored
     with transaction.atomic():

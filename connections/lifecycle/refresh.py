@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
+from django.db import OperationalError
 from django.utils import timezone
 
 from connections import oauth
@@ -219,7 +220,7 @@ def _refresh_under_lease(
         attempt = RefreshAttempt(
             connection=connection,
             started_at=started_at,
-            duration_ms=int((time.monotonic() - clock) * 1000),
+            duration_ms=_elapsed_ms(clock),
             trigger=trigger,
             error_code=exc.code[:64],
             http_status=exc.http_status,
@@ -233,7 +234,20 @@ def _refresh_under_lease(
         raise ProviderUnavailable(
             f"{connection.slug}: provider error ({exc.code})", retry_after=delay
         ) from exc
-    return _store_refresh(connection, token, lease, started_at, clock, trigger, cfg)
+    # The provider's latency, not ours: what follows (storing, learning) is not in it.
+    attempt = RefreshAttempt(
+        connection=connection,
+        started_at=started_at,
+        duration_ms=_elapsed_ms(clock),
+        trigger=trigger,
+        outcome=RefreshAttempt.Outcome.SUCCESS,
+        rotated=bool(token.refresh_token),
+    )
+    return _store_refresh(connection, token, lease, attempt, cfg)
+
+
+def _elapsed_ms(clock: float) -> int:
+    return int((time.monotonic() - clock) * 1000)
 
 
 def _refresh_at_provider(
@@ -257,10 +271,19 @@ def _refresh_at_provider(
 
 
 def _keep_lease(connection: Connection, lease: "_Lease", cfg: _Config) -> None:
-    """Renew the lease before more work under it, so it cannot run out mid-refresh."""
-    if not Connection.objects.extend_lease(
-        connection.pk, owner=lease.owner, seconds=cfg.lease_seconds
-    ):
+    """Renew the lease before more work under it, so it cannot run out mid-refresh.
+
+    Best effort: a locked database must not stop the token write that follows (it has its own
+    retries, and it is guarded by `version`, not by the lease).
+    """
+    try:
+        kept = Connection.objects.extend_lease(
+            connection.pk, owner=lease.owner, seconds=cfg.lease_seconds
+        )
+    except OperationalError:
+        logger.warning("connection %s: could not extend the refresh lease", connection.slug)
+        return
+    if not kept:
         logger.warning("connection %s: refresh lease lost mid-refresh", connection.slug)
 
 
@@ -268,9 +291,7 @@ def _store_refresh(
     connection: Connection,
     token: oauth.TokenResponse,
     lease: _Lease,
-    started_at: datetime,
-    clock: float,
-    trigger: str,
+    attempt: RefreshAttempt,
     cfg: _Config,
 ) -> Connection:
     """Store the provider's answer first, then learn from it, then settle the status."""
@@ -278,10 +299,11 @@ def _store_refresh(
     now = timezone.now()
     fields = token_fields(connection, token, now=now, new_grant=False)
     # The lease is released by the same UPDATE that stores the tokens.
-    written = write_tokens(connection, fields | {"lease_owner": "", "lease_until": None})
+    released = {"lease_owner": "", "lease_until": None}
+    written = write_tokens(connection, fields | released)
     lease.released = bool(written)
     if not written:
-        _record_success(connection, token, started_at, clock, trigger)
+        _record_success(attempt, with_fields(connection, fields))
         # A new consent (which writes without the lease) or a holder that took over a lost lease
         # wrote newer tokens; theirs win.
         logger.warning(
@@ -290,10 +312,10 @@ def _store_refresh(
         )
         return reload_connection(connection)
     before = copy.copy(connection)
-    stored = with_fields(connection, fields)
+    stored = with_fields(connection, fields | released)
     stored.version = connection.version + 1
     stored = enrich_stored_tokens(stored, token, before=before, new_grant=False, now=now)
-    _record_success(stored, token, started_at, clock, trigger)
+    _record_success(attempt, stored)
     if stored.status in (Status.DEGRADED, Status.ACTIVE, Status.EXPIRING):
         target, reason = evaluate_expiry(stored, now=now)
         if target != stored.status:
@@ -303,23 +325,11 @@ def _store_refresh(
     return stored
 
 
-def _record_success(
-    connection: Connection,
-    token: oauth.TokenResponse,
-    started_at: datetime,
-    clock: float,
-    trigger: str,
-) -> None:
-    RefreshAttempt.objects.create(
-        connection=connection,
-        started_at=started_at,
-        duration_ms=int((time.monotonic() - clock) * 1000),
-        trigger=trigger,
-        outcome=RefreshAttempt.Outcome.SUCCESS,
-        rotated=bool(token.refresh_token),
-        access_expires_at=connection.access_expires_at,
-        message=refresh_expiry_note(connection),
-    )
+def _record_success(attempt: RefreshAttempt, connection: Connection) -> None:
+    """Save the attempt with what the connection holds after it."""
+    attempt.access_expires_at = connection.access_expires_at
+    attempt.message = refresh_expiry_note(connection)
+    attempt.save()
 
 
 def settle_status(connection: Connection, *, now: datetime | None = None) -> str:

@@ -11,16 +11,20 @@ by replacing one of its functions with one that raises.
 """
 
 import logging
+import time
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
+import time_machine
 from django.db import OperationalError
 from django.db.models import F
+from django.utils import timezone
 
 from connections import oauth
 from connections.lifecycle import get_access_token, refresh_connection
 from connections.models import Connection, ExpirySource, Provider, RefreshAttempt, RefreshExpiry
-from connections.models.connection import DeadlineSource
+from connections.models.connection import ConnectionQuerySet, DeadlineSource
 from tests.background.fake_provider import ABSOLUTE, FakeProvider, connect, running
 
 pytestmark = pytest.mark.django_db
@@ -78,13 +82,21 @@ def test_it_stores_the_rotated_refresh_token_before_it_asks_anything_else(fake, 
         return introspect(client, url, token=token, hint=hint)
 
     monkeypatch.setattr(oauth, "introspect", introspect_and_look)
-    refreshed = force_refresh(connection)
+    # An hour on: a sliding expiry would have moved by that much (right after the consent, a
+    # moved one could not be told from a kept one, and nothing would be learned).
+    with time_machine.travel(timezone.now() + timedelta(hours=1), tick=False):
+        refreshed = force_refresh(connection)
 
-    assert seen == [(True, "")]  # the new refresh token stored, the lease released
-    assert refreshed.refresh_token != connection.refresh_token
-    stored = assert_stored_and_served(fake, connection)
+        assert seen == [(True, "")]  # the new refresh token stored, the lease released
+        assert refreshed.refresh_token != connection.refresh_token
+        stored = assert_stored_and_served(fake, connection)
     # ... and then learned: the rotation kept the expiry, so it is absolute.
     assert stored.refresh_expiry_learned == RefreshExpiry.ABSOLUTE
+    assert stored.refresh_expiry_learned_from.startswith("introspection: a rotation on ")
+    assert stored.reauthorization_deadline == (
+        connection.refresh_expires_at,
+        DeadlineSource.ABSOLUTE_EXPIRY,
+    )
     assert stored.provider.rotates_refresh_tokens is True
 
 
@@ -140,6 +152,57 @@ def test_it_keeps_the_new_refresh_token_when_the_database_fails_after_storing_it
     assert again.refresh_token != stored.refresh_token
     assert fake.counts["refused"] == 0
     assert fake.refresh_token_alive(again.refresh_token)
+
+
+def test_it_still_learns_the_expiry_when_the_rotation_bookkeeping_fails(fake, monkeypatch, caplog):
+    connection = undescribed(fake)
+
+    def locked(_connection):
+        raise OperationalError("database is locked")
+
+    monkeypatch.setattr("connections.lifecycle.enrich.learn_rotation", locked)
+    with time_machine.travel(timezone.now() + timedelta(hours=1), tick=False):
+        force_refresh(connection)
+        stored = assert_stored_and_served(fake, connection)
+
+    # Each enrichment step stands alone: the failed one costs only its own lesson.
+    assert stored.provider.rotates_refresh_tokens is None
+    assert stored.refresh_expiry_learned == RefreshExpiry.ABSOLUTE
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and "(OperationalError at test_save_first.py" in errors[0]
+
+
+def test_it_stores_the_tokens_when_the_lease_cannot_be_extended(fake, monkeypatch):
+    # A locked database (SQLite under load) refuses the lease extension that precedes the token
+    # write: the write, which has its own retries and is guarded by version, must still happen.
+    connection = undescribed(fake)
+
+    def locked(self, pk, *, owner, seconds):
+        raise OperationalError("database is locked")
+
+    monkeypatch.setattr(ConnectionQuerySet, "extend_lease", locked)
+    force_refresh(connection)
+
+    assert_stored_and_served(fake, connection)
+
+
+def test_it_times_the_provider_call_not_what_is_learned_after_it(fake, monkeypatch):
+    connection = undescribed(fake)
+    introspect = oauth.introspect
+    ticks = {"now": 1000.0}
+
+    def slow_introspection(client, url, *, token, hint):
+        ticks["now"] += 30  # introspection takes half a minute
+        return introspect(client, url, token=token, hint=hint)
+
+    monkeypatch.setattr(time, "monotonic", lambda: ticks["now"])
+    monkeypatch.setattr(oauth, "introspect", slow_introspection)
+    force_refresh(connection)
+
+    attempt = RefreshAttempt.objects.get(connection=connection)
+    assert fake.counts["introspect"] == 2  # at the consent, and after this refresh
+    # The refresh-latency metric reads this: the provider's token call, not our enrichment.
+    assert attempt.duration_ms < 30_000
 
 
 def test_it_never_writes_what_it_learned_over_a_newer_refresh(fake, monkeypatch):
