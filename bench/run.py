@@ -1,8 +1,13 @@
-"""Run the benchmarks against a throwaway database and the test authorization server.
+"""Run the benchmarks, each on a throwaway database; print a table per benchmark.
 
-`make bench` runs this (`python bench/run.py [--callers N] [--latency S]`). It uses the test
-settings with a temporary SQLite file (or DATABASE_URL when BENCH_DATABASE_URL is given), starts
-django-oauth-toolkit as a subprocess, and prints a table per benchmark.
+`make bench` runs this (`python bench/run.py [--callers N] [--latency S] [--only NAME]`):
+1. token API (bench/token_api.py): the token endpoint under gunicorn as `make run` starts it,
+   against the same URL answering 401, and 100 concurrent requests on one expired token;
+   needs the wrk load generator;
+2. sweep (bench/sweep.py): selection and throughput of the access-token sweep;
+3. single flight (bench/single_flight.py): the engine against naive callers, in-process, at the
+   test authorization server (django-oauth-toolkit, a subprocess), with the test settings on a
+   temporary SQLite file (or BENCH_DATABASE_URL).
 """
 
 import argparse
@@ -19,14 +24,22 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--callers", type=int, default=50, help="concurrent callers (50)")
     parser.add_argument("--latency", type=float, default=0.1, help="token endpoint latency (s)")
+    parser.add_argument(
+        "--only", choices=("token-api", "sweep", "single-flight"), help="run just this one"
+    )
     args = parser.parse_args(argv)
 
     sys.path.insert(0, str(ROOT))
-    # The sweep bench runs each database in a child process of its own, before this process
+    # The token API and sweep benches run in child processes of their own, before this process
     # configures Django for the single-flight bench.
-    from bench import sweep
+    from bench import sweep, token_api
 
-    sweep.run()
+    if args.only in (None, "token-api"):
+        token_api.run()
+    if args.only in (None, "sweep"):
+        sweep.run()
+    if args.only not in (None, "single-flight"):
+        return 0
 
     workdir = Path(tempfile.mkdtemp(prefix="tokenadmin-bench-"))
     os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"

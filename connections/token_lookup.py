@@ -8,10 +8,12 @@ state. Only the access token is decrypted; the refresh token and the client secr
 fetched. The full row is read later only when a refresh or a failover is really needed.
 
 Nothing is cached between requests, so a revoked key, a disabled connection or a `needs_reauth`
-grant takes effect on the very next request. What is cached is the statement's text: the ORM
-builds it (so it follows the models and each database's dialect), but compiling it costs more
-than everything else on this path together, so it is compiled once per database connection
-object (one per thread) and re-executed with new parameters.
+grant takes effect on the very next request. What is cached is the statement: its text is built
+from the models' metadata (tables and columns quoted by the backend, so it follows the models on
+SQLite and PostgreSQL alike) and its values go through the ORM's own converters, but it is put
+together once per database connection object (one per thread) and re-executed with new
+parameters. It is written by hand rather than by the ORM because the ORM can only reach the key
+through three scalar subqueries, and a short statement is also a cheap one to hand the driver.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import connections
-from django.db.models import Exists, OuterRef, Subquery
+from django.db.models import DEFERRED
 
 from connections.models import ApiKey, Connection, Provider
 
@@ -50,9 +52,6 @@ CONNECTION_FIELDS = frozenset(
     }
 )
 PROVIDER_FIELDS = frozenset({"id", "refresh_token_expiry"})
-KEY_COLUMNS = ("api_key_id", "api_key_all_connections", "api_key_last_used_at", "api_key_linked")
-# Placeholders the statement is compiled with; each is replaced by the request's value.
-_SLUG, _KEY_HASH = "\x00slug", "\x00key_hash"
 
 
 @dataclass(frozen=True)
@@ -73,49 +72,91 @@ def _ordered(model: type[Any], names: frozenset[str]) -> list[str]:
     return [f.attname for f in model._meta.concrete_fields if f.attname in names]
 
 
+def _slots(model: type[Any], names: list[str]) -> tuple[int, ...]:
+    """Where each loaded value goes among the model's concrete fields: `Model.from_db` given a
+    full row skips matching names against every field (60 of them for a connection)."""
+    attnames = [f.attname for f in model._meta.concrete_fields]
+    return tuple(attnames.index(name) for name in names)
+
+
+def _instance(model: type[Any], using: str, names: list[str], slots: tuple[int, ...], values):
+    row = [DEFERRED] * len(model._meta.concrete_fields)
+    for slot, value in zip(slots, values, strict=True):
+        row[slot] = value
+    return model.from_db(using, names, row)
+
+
 @dataclass(frozen=True)
 class _Statement:
     sql: str
-    params: tuple[Any, ...]
-    compiler: Any
+    compiler: Any  # any compiler of this database: `apply_converters` needs one
     converters: dict[int, Any]
     connection_fields: list[str]
     provider_fields: list[str]
+    connection_slots: tuple[int, ...]
+    provider_slots: tuple[int, ...]
 
-    def bind(self, *, slug: str, key_hash: str) -> list[Any]:
-        values = {_SLUG: slug, _KEY_HASH: key_hash}
-        return [values.get(p, p) if isinstance(p, str) else p for p in self.params]
+
+def _columns(model: type[Any]) -> dict[str, str]:
+    return {f.attname: f.column for f in model._meta.concrete_fields}
+
+
+def _converters(using: str, queryset: Any, offset: int) -> tuple[Any, dict[int, Any]]:
+    """The ORM's converters for the columns of `queryset.values_list(…)`, shifted by `offset`."""
+    compiler = queryset.query.get_compiler(using=using)
+    compiler.setup_query()
+    converters = compiler.get_converters([column for column, _, _ in compiler.select])
+    return compiler, {index + offset: value for index, value in converters.items()}
 
 
 def _compile(using: str) -> _Statement:
-    keys = ApiKey.objects.active().filter(key_hash=_KEY_HASH)
-    links = ApiKey.connections.through.objects.filter(
-        connection_id=OuterRef("pk"), apikey__key_hash=_KEY_HASH, apikey__revoked_at__isnull=True
-    )
+    quote = connections[using].ops.quote_name
     connection_fields = _ordered(Connection, CONNECTION_FIELDS)
     provider_fields = _ordered(Provider, PROVIDER_FIELDS)
-    queryset = (
-        Connection.objects.using(using)
-        .filter(slug=_SLUG)
-        .order_by()
-        .annotate(
-            api_key_id=Subquery(keys.values("pk")[:1]),
-            api_key_all_connections=Subquery(keys.values("all_connections")[:1]),
-            api_key_last_used_at=Subquery(keys.values("last_used_at")[:1]),
-            api_key_linked=Exists(links),
-        )
-        .values_list(
-            *connection_fields,
-            *(f"provider__{name}" for name in provider_fields if name != "id"),
-            *KEY_COLUMNS,
-        )
+    provider_columns = [name for name in provider_fields if name != "id"]
+    conn, prov, keys = _columns(Connection), _columns(Provider), _columns(ApiKey)
+    link = ApiKey.connections.through
+    link_columns = {f.attname: f.column for f in link._meta.concrete_fields}
+    select = [
+        *(f"c.{quote(conn[name])}" for name in connection_fields),
+        *(f"p.{quote(prov[name])}" for name in provider_columns),
+        *(f"k.{quote(keys[name])}" for name in ("id", "all_connections", "last_used_at")),
+        (
+            f"EXISTS (SELECT 1 FROM {quote(link._meta.db_table)} l "
+            f"WHERE l.{quote(link_columns['apikey_id'])} = k.{quote(keys['id'])} "
+            f"AND l.{quote(link_columns['connection_id'])} = c.{quote(conn['id'])})"
+        ),
+    ]
+    sql = (
+        f"SELECT {', '.join(select)} "
+        f"FROM {quote(Connection._meta.db_table)} c "
+        f"INNER JOIN {quote(Provider._meta.db_table)} p "
+        f"ON p.{quote(prov['id'])} = c.{quote(conn['provider_id'])} "
+        f"LEFT JOIN {quote(ApiKey._meta.db_table)} k "
+        f"ON k.{quote(keys['key_hash'])} = %s AND k.{quote(keys['revoked_at'])} IS NULL "
+        f"WHERE c.{quote(conn['slug'])} = %s"
     )
-    compiler = queryset.query.get_compiler(using=using)
-    sql, params = compiler.as_sql()
-    if _SLUG not in params or _KEY_HASH not in params:
-        raise RuntimeError("the token lookup statement lost a parameter")
-    converters = compiler.get_converters([column for column, _, _ in compiler.select])
-    return _Statement(sql, tuple(params), compiler, converters, connection_fields, provider_fields)
+    compiler, converters = _converters(
+        using,
+        Connection.objects.values_list(
+            *connection_fields, *(f"provider__{name}" for name in provider_columns)
+        ),
+        0,
+    )
+    _, key_converters = _converters(
+        using,
+        ApiKey.objects.values_list("id", "all_connections", "last_used_at"),
+        len(connection_fields) + len(provider_columns),
+    )
+    return _Statement(
+        sql,
+        compiler,
+        converters | key_converters,
+        connection_fields,
+        provider_fields,
+        _slots(Connection, connection_fields),
+        _slots(Provider, provider_fields),
+    )
 
 
 _compiled = threading.local()
@@ -136,17 +177,21 @@ def lookup_token(*, slug: str, key_hash: str, using: str = "default") -> TokenLo
     connection has that slug."""
     statement = _statement(using)
     with connections[using].cursor() as cursor:
-        cursor.execute(statement.sql, statement.bind(slug=slug, key_hash=key_hash))
+        cursor.execute(statement.sql, (key_hash, slug))
         row = cursor.fetchone()
     if row is None:
         return None
     if statement.converters:
         row = next(statement.compiler.apply_converters([row], statement.converters))
     width = len(statement.connection_fields)
-    connection = Connection.from_db(using, statement.connection_fields, row[:width])
+    connection = _instance(
+        Connection, using, statement.connection_fields, statement.connection_slots, row[:width]
+    )
     end = width + len(statement.provider_fields) - 1  # the provider's id is the connection's
     provider_values = [connection.provider_id, *row[width:end]]
-    provider = Provider.from_db(using, statement.provider_fields, provider_values)
+    provider = _instance(
+        Provider, using, statement.provider_fields, statement.provider_slots, provider_values
+    )
     Connection._meta.get_field("provider").set_cached_value(connection, provider)
     key_id, all_connections, last_used_at, linked = row[end:]
     if key_id is None:
