@@ -15,10 +15,11 @@ from functools import wraps
 from typing import Any
 
 from django.db.models import Q
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
+from django.views.defaults import page_not_found
 
 from connections import services
 from connections.lifecycle import ProviderUnavailable, TokenUnavailable
@@ -234,3 +235,11 @@ def connection_list(request: HttpRequest, key: ApiKey) -> JsonResponse:
     return JsonResponse(
         {"connections": [connection_summary(c) for c in page.connections], "next": next_url}
     )
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """`handler404`: a URL under /api/ that names nothing (say a slug with a character no slug
+    has) answers JSON like every other API error; elsewhere Django's own page."""
+    if request.path.startswith("/api/"):
+        return _error(404, "not_found", "No such API URL; see /api/v1/openapi.json.")
+    return page_not_found(request, exception)

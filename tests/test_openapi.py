@@ -222,3 +222,14 @@ def test_a_token_refreshed_on_the_way_still_matches(live):
     expire_in(connection, 5)
     body = assert_documented(TOKEN, "get", client.get("/api/v1/connections/live/token"))
     assert body["expires_in"] > timedelta(minutes=5).total_seconds()
+
+
+def test_an_api_url_that_names_nothing_answers_json_404(client):
+    # A slug with a character no slug has matches no route: still JSON, as documented.
+    response = client.get("/api/v1/connections/l&/token")
+    assert response.status_code == 404
+    assert_documented(TOKEN, "get", response)
+    assert client.get("/api/v2/anything").json()["error"] == "not_found"
+    # Outside the API, Django's own page.
+    page = Client().get("/no-such-page/")
+    assert (page.status_code, page["Content-Type"]) == (404, "text/html; charset=utf-8")

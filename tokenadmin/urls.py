@@ -6,3 +6,5 @@ urlpatterns = [
     path("", include("connections.urls")),
     path("", include("alerts.urls")),
 ]
+
+handler404 = "connections.api.not_found"
