@@ -17,6 +17,12 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.http import require_GET
 
+from connections.lifecycle import (
+    ConnectionDisabled,
+    NeedsReauth,
+    NotAuthorized,
+    ProviderUnavailable,
+)
 from connections.listing import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, STATUSES
 from connections.models.connection import DeadlineSource
 from connections.models.provider import ExpirySource, RefreshExpiry
@@ -28,6 +34,8 @@ MIN_TTL_MAX = 86400  # connections.api._parse_min_ttl
 TIMESTAMP: Schema = {"type": ["string", "null"], "format": "date-time"}
 SLUG_PATTERN = "^[-a-zA-Z0-9_]+$"  # Django's <slug:...> path converter
 STATUS_LIST_PATTERN = "^({s})(,({s}))*$".format(s="|".join(STATUSES))
+# The reasons a person must act (409); ProviderUnavailable is the 503.
+CONFLICT_CODES = [error.code for error in (NotAuthorized, NeedsReauth, ConnectionDisabled)]
 
 
 def _ref(name: str) -> Schema:
@@ -112,7 +120,7 @@ SCHEMAS: dict[str, Schema] = {
         "reauthorization link (the caller holds an API key, not the provider account).",
         "allOf": [_ref("Error")],
         "properties": {
-            "error": {"type": "string", "enum": ["needs_reauth", "not_authorized", "disabled"]},
+            "error": {"type": "string", "enum": CONFLICT_CODES},
             "connection": {"type": "string"},
             "status": {"type": "string", "enum": list(STATUSES)},
             "status_reason": {"type": "string"},
@@ -178,7 +186,7 @@ RESPONSES: dict[str, Schema] = {
     "ProviderUnavailable": _json(
         _ref("Error"),
         "The provider did not answer, or answered with an error that may pass "
-        "(`provider_unavailable`); every token is kept. Retry after the given seconds.",
+        f"(`{ProviderUnavailable.code}`); every token is kept. Retry after the given seconds.",
         **{"Retry-After": {"required": True, "schema": {"type": "string", "pattern": "^[0-9]+$"}}},
     ),
 }
