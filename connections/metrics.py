@@ -39,20 +39,15 @@ from connections.models import Connection, FailoverEvent, RefreshAttempt
 # HTTP timeout is 10 s by default; a timed-out refresh that was retried once lands above it.
 LATENCY_BUCKETS_MS = (50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000)
 
-# Exactly what the gauges read: `reauthorize_by` (Connection.reauthorization_deadline) needs the
-# refresh token's expiry, its hard cap and its kind (learned, overridden, or the provider's). A
-# field missing here costs one query per connection, silently: tests/test_metrics.py counts the
+# Exactly what the gauges read: `reauthorize_by` needs `Connection.DEADLINE_FIELDS`. A field
+# missing here costs one query per connection, silently: tests/test_metrics.py counts the
 # queries at two sizes.
 CONNECTION_FIELDS = (
     "slug",
     "status",
     "access_expires_at",
-    "refresh_expires_at",
-    "refresh_hard_expires_at",
-    "refresh_expiry_learned",
-    "refresh_expiry_override",
     "provider__slug",
-    "provider__refresh_token_expiry",
+    *Connection.DEADLINE_FIELDS,
 )
 
 

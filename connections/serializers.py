@@ -38,7 +38,8 @@ def connection_summary(connection: Connection) -> dict[str, Any]:
     }
 
 
-# The columns `connection_summary` reads (through properties too, e.g. `reauthorize_by`), for
+# The columns `connection_summary` reads (through properties too: `reauthorize_by` reads
+# `Connection.DEADLINE_FIELDS`), for
 # `.only()` with `select_related("provider", "backup")`: a list reads no token or secret. A field
 # added above belongs here too; the API list's query-count test fails otherwise.
 SUMMARY_FIELDS = (
@@ -52,18 +53,13 @@ SUMMARY_FIELDS = (
     "scopes",
     "access_expires_at",
     "access_expiry_source",
-    "refresh_expires_at",
     "refresh_expiry_source",
-    "refresh_expiry_override",
-    "refresh_expiry_learned",
     "refresh_expiry_learned_from",
-    "refresh_hard_expires_at",
     "last_refreshed_at",
     "provider",
     "provider__slug",
     "provider__default_scopes",
-    "provider__refresh_token_expiry",
-    "provider__rotates_refresh_tokens",
     "backup",
     "backup__slug",
+    *Connection.DEADLINE_FIELDS,
 )

@@ -313,6 +313,17 @@ class Connection(models.Model):
     def effective_refresh_lifetime(self) -> timedelta | None:
         return self.refresh_lifetime_override or self.provider.refresh_token_lifetime
 
+    # The columns `reauthorization_deadline` reads (for `.only()` with
+    # `select_related("provider")`): a list or a scrape that defers one of them pays a query per
+    # row, silently. Change them together.
+    DEADLINE_FIELDS = (
+        "refresh_expires_at",
+        "refresh_hard_expires_at",
+        "refresh_expiry_learned",
+        "refresh_expiry_override",
+        "provider__refresh_token_expiry",
+    )
+
     @property
     def reauthorization_deadline(self) -> tuple[datetime | None, str]:
         """The date a person must re-consent by, and why (`DeadlineSource`).
