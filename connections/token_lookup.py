@@ -89,6 +89,7 @@ def _instance(model: type[Any], using: str, names: list[str], slots: tuple[int, 
 @dataclass(frozen=True)
 class _Statement:
     sql: str
+    driver_sql: str | None
     compiler: Any  # any compiler of this database: `apply_converters` needs one
     converters: dict[int, Any]
     connection_fields: list[str]
@@ -150,6 +151,7 @@ def _compile(using: str) -> _Statement:
     )
     return _Statement(
         sql,
+        _driver_sql(connections[using].vendor, sql),
         compiler,
         converters | key_converters,
         connection_fields,
@@ -157,6 +159,38 @@ def _compile(using: str) -> _Statement:
         _slots(Connection, connection_fields),
         _slots(Provider, provider_fields),
     )
+
+
+def _driver_sql(vendor: str, sql: str) -> str | None:
+    """The statement in the driver's own placeholder style, for the backends this runs on."""
+    if vendor == "sqlite":
+        return sql.replace("%s", "?")
+    if vendor == "postgresql":
+        return sql
+    return None
+
+
+def _fetch_one(db: Any, statement: _Statement, params: tuple[str, str]) -> tuple | None:
+    if statement.driver_sql is None or db.queries_logged or db.execute_wrappers:
+        # DEBUG, a test counting queries, or an instrumented connection: through Django's
+        # cursor, so that the query is seen.
+        with db.cursor() as cursor:
+            cursor.execute(statement.sql, params)
+            return cursor.fetchone()
+    # Otherwise straight to the driver: Django's cursor wrapper (placeholder rewriting, a
+    # wrapper per call) costs about as much as this indexed query itself. What it guards is
+    # kept: the connection is opened and validated the same way, errors come out as Django's.
+    db.close_if_health_check_failed()
+    db.ensure_connection()
+    db.validate_thread_sharing()
+    db.validate_no_broken_transaction()
+    with db.wrap_database_errors:
+        cursor = db.connection.cursor()
+        try:
+            cursor.execute(statement.driver_sql, params)
+            return cursor.fetchone()
+        finally:
+            cursor.close()
 
 
 _compiled = threading.local()
@@ -176,9 +210,7 @@ def lookup_token(*, slug: str, key_hash: str, using: str = "default") -> TokenLo
     """Read the connection `slug` and the active key with `key_hash` (one query); None when no
     connection has that slug."""
     statement = _statement(using)
-    with connections[using].cursor() as cursor:
-        cursor.execute(statement.sql, (key_hash, slug))
-        row = cursor.fetchone()
+    row = _fetch_one(connections[using], statement, (key_hash, slug))
     if row is None:
         return None
     if statement.converters:

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from connections import services
 from connections.models import ApiKey, Connection
+from connections.token_lookup import CONNECTION_FIELDS, lookup_token
 from tests.factories import ConnectionFactory
 from tests.support.tokens import api_client, expire_in, reload
 
@@ -147,3 +148,21 @@ def test_the_lookup_row_serves_the_same_payload_as_the_full_row(analytics, key):
     assert body["reauthorize_by"] == (
         full.connection.reauthorize_by.isoformat().replace("+00:00", "Z")
     )
+
+
+def test_the_driver_path_reads_what_djangos_cursor_reads(analytics, key):
+    # Unless queries are being logged, the lookup skips Django's cursor wrapper; a test that
+    # counts queries goes through it. Both must read the same.
+    api_key, raw_key = key
+    ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=timezone.now())
+    direct = lookup_token(slug="analytics", key_hash=ApiKey.hash_key(raw_key))
+    with CaptureQueriesContext(db_connection) as queries:
+        logged = lookup_token(slug="analytics", key_hash=ApiKey.hash_key(raw_key))
+    assert len(queries) == 1
+    assert direct is not None and logged is not None
+    for name in CONNECTION_FIELDS:
+        assert getattr(direct.connection, name) == getattr(logged.connection, name), name
+    assert direct.connection.access_token == analytics.access_token
+    assert direct.connection.access_expires_at == analytics.access_expires_at
+    assert (direct.key.pk, direct.key.last_used_at) == (logged.key.pk, logged.key.last_used_at)
+    assert direct.key_allowed is logged.key_allowed is True
