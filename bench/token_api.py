@@ -77,6 +77,11 @@ def run(*, seconds: int = 3) -> None:
             "(Debian/Ubuntu, as root) or `brew install wrk`. A Python load generator would be "
             "the bottleneck on a small machine and measure itself, not tokenadmin."
         )
+    # Other work on the machine skews the ratio (the token path suffers more from a busy CPU).
+    print(
+        f"token API bench: load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs before "
+        "it starts"
+    )
     completed = subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), "--child", str(seconds)],
         cwd=ROOT,
@@ -209,6 +214,11 @@ def _measure_throughput(base: str, slugs: list[str], raw_key: str, workdir: Path
         ]
         for measure in pair if round_ % 2 == 0 else pair[::-1]:
             measure()
+    pairs = [
+        f"{s.requests_per_second:.0f}/{f.requests_per_second:.0f}"
+        for s, f in zip(served, floor, strict=True)
+    ]
+    print(f"rounds, token/401 req/s (a busy machine shows as uneven pairs): {' '.join(pairs)}")
     ratio = statistics.median(
         s.requests_per_second / f.requests_per_second for s, f in zip(served, floor, strict=True)
     )
