@@ -48,3 +48,18 @@ def _sample_connection(rule: AlertRule) -> Connection | None:
     if not rule.all_connections:
         candidates = candidates.filter(alert_rules=rule)
     return candidates.order_by("name", "pk").first()
+
+
+def send_connection_test_alert(*, connection: Connection, requested_by: str) -> list[Notification]:
+    """A drill of the alert a person must act on (needs reauthorization) about `connection`,
+    through the channels its real alert would take (the rules that cover it); [] when no rule
+    would tell anyone."""
+    facts = connection_facts(connection)
+    facts["reason"] = f"Fire drill: a test alert sent by {requested_by}. Nothing is wrong."
+    alert = Alert(event=CHANNEL_DRILL_EVENT, connection=connection, facts=facts, is_test=True)
+    delivered = []
+    for channel, rule in dispatch.channels_for(alert):
+        notification = dispatch.create_notification(alert, channel=channel, rule=rule)
+        if notification is not None:
+            delivered.append(dispatch.deliver(notification, alert))
+    return delivered

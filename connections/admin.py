@@ -16,9 +16,8 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
-from django_q.tasks import async_task
 
-from connections import services
+from connections import actions, services
 from connections.admin_inlines import (
     ConsumerScheduleInline,
     HealthCheckInline,
@@ -305,22 +304,15 @@ class ConnectionAdmin(admin.ModelAdmin):
 
     @admin.action(description="Refresh now (queued for the workers)")
     def refresh_now(self, request: HttpRequest, queryset: QuerySet[Connection]) -> None:
-        self._queue(request, queryset, "connections.tasks.refresh", "refresh")
+        # Queued: one click over many rows must not hold the request for each provider call.
+        queued = actions.queue_refresh(connection_ids=queryset.values_list("pk", flat=True))
+        self.message_user(request, f"Queued a refresh of {queued} connection(s).", messages.SUCCESS)
 
     @admin.action(description="Health check now (queued for the workers)")
     def check_now(self, request: HttpRequest, queryset: QuerySet[Connection]) -> None:
-        self._queue(request, queryset, "connections.tasks.check_health", "health check")
-
-    def _queue(
-        self, request: HttpRequest, queryset: QuerySet[Connection], task: str, what: str
-    ) -> None:
-        # Provider calls happen in the cluster, not in the admin's request; results land in the
-        # refresh-attempt and health-check history below.
-        ids = list(queryset.values_list("pk", flat=True))
-        for pk in ids:
-            async_task(task, pk, task_name=f"{what} of connection {pk}")
+        queued = actions.queue_health_check(connection_ids=queryset.values_list("pk", flat=True))
         self.message_user(
-            request, f"Queued a {what} of {len(ids)} connection(s).", messages.SUCCESS
+            request, f"Queued a health check of {queued} connection(s).", messages.SUCCESS
         )
 
     @admin.action(description="Disable")

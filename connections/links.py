@@ -21,11 +21,13 @@ SALT = "tokenadmin.reauth-link"
 
 
 class LinkError(Exception):
-    """A link that cannot be used; `reason` is one of invalid, expired, consumed."""
+    """A link that cannot be used; `reason` is one of invalid, expired, consumed. `connection`
+    is the link's connection when the link was genuine (expired or consumed), else None."""
 
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason: str, message: str, *, connection=None) -> None:
         super().__init__(message)
         self.reason = reason
+        self.connection = connection
 
 
 def build_reauth_link(connection, *, created_for: str = "", days: int | None = None) -> str:
@@ -56,9 +58,13 @@ def resolve_reauth_link(token: str) -> ReauthLink:
     if link is None:
         raise LinkError("invalid", "This link is not valid: it may have been altered.")
     if link.consumed_at is not None:
-        raise LinkError("consumed", "This link was already used to reauthorize the connection.")
+        raise LinkError(
+            "consumed",
+            "This link was already used to reauthorize the connection.",
+            connection=link.connection,
+        )
     if link.expires_at <= timezone.now():
-        raise LinkError("expired", "This link has expired. Ask for a new one.")
+        raise LinkError("expired", "This link has expired.", connection=link.connection)
     return link
 
 

@@ -42,9 +42,15 @@ def _same_origin_referrer(response: HttpResponse) -> HttpResponse:
     return response
 
 
+def _result_referrer(request: HttpRequest, response: HttpResponse) -> HttpResponse:
+    # A staff user gets a form (a fresh link in one click): its POST needs a same-origin Origin.
+    return _same_origin_referrer(response) if request.user.is_staff else _no_referrer(response)
+
+
 def _failure_page(request: HttpRequest, exc: AuthorizationFailed) -> HttpResponse:
     context = {"ok": False, "kind": exc.kind, "message": str(exc), "connection": exc.connection}
-    return _no_referrer(render(request, "connections/flow_result.html", context, status=400))
+    page = render(request, "connections/flow_result.html", context, status=400)
+    return _result_referrer(request, page)
 
 
 def _connected_page(request: HttpRequest, connection: Connection) -> HttpResponse:
@@ -83,14 +89,11 @@ def reauth(request: HttpRequest, token: str) -> HttpResponse:
     try:
         link = resolve_reauth_link(token)
     except LinkError as exc:
-        return _no_referrer(
-            render(
-                request,
-                "connections/flow_result.html",
-                {"ok": False, "kind": exc.reason, "message": str(exc)},
-                status=410 if exc.reason in ("expired", "consumed") else 400,
-            )
-        )
+        context = {"ok": False, "kind": exc.reason, "message": str(exc)}
+        context["connection"] = exc.connection
+        status = 410 if exc.reason in ("expired", "consumed") else 400
+        page = render(request, "connections/flow_result.html", context, status=status)
+        return _result_referrer(request, page)
     try:
         url = start_authorization(
             link.connection, browser_secret=_browser_secret(request), link=link
