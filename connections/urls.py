@@ -1,10 +1,10 @@
 from django.urls import path
 
-from connections import api, openapi, ops_views, views
+from connections import api, dashboard, openapi, ops_views, views
 from connections.pages import actions, detail, edit
 
 urlpatterns = [
-    path("", views.dashboard, name="dashboard"),
+    path("", dashboard.dashboard, name="dashboard"),
     path("connections/<slug:slug>/authorize/", views.authorize, name="connection-authorize"),
     # The connection pages ("add" and "discover" first: they would also match a slug).
     path("connections/add/", edit.connection_add, name="connection-add"),
