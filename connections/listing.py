@@ -219,7 +219,6 @@ def parse_dashboard_query(params: QueryDict) -> DashboardQuery:
     )
 
 
-
 def with_deadline(connections: QuerySet[Connection]) -> QuerySet[Connection]:
     """Annotate `deadline_at`: `Connection.reauthorization_deadline`'s date in SQL, to sort on.
 
@@ -265,8 +264,10 @@ def _urgency_order(connections: QuerySet[Connection]) -> QuerySet[Connection]:
         When(status=Connection.Status.DISABLED, then=Value(2)),
         default=Value(1),
     )
-    return with_deadline(connections).alias(urgency=rank).order_by(
-        "urgency", F("deadline_at").asc(nulls_last=True), "name", "pk"
+    return (
+        with_deadline(connections)
+        .alias(urgency=rank)
+        .order_by("urgency", F("deadline_at").asc(nulls_last=True), "name", "pk")
     )
 
 

@@ -156,12 +156,6 @@ def _decide(request: HttpRequest, held: AuthorizationRequest, *, discard: bool) 
 
 
 @staff_member_required
-def dashboard(request: HttpRequest) -> HttpResponse:
-    connections = Connection.objects.select_related("provider").order_by("name")
-    return render(request, "connections/dashboard.html", {"connections": connections})
-
-
-@staff_member_required
 @require_POST
 def authorize(request: HttpRequest, slug: str) -> HttpResponse:
     """Start a consent trip for a connection from the dashboard, through a fresh link."""

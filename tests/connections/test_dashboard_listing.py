@@ -193,13 +193,13 @@ def test_it_shows_the_latest_attempt_check_and_next_consumer_run():
 def test_it_never_reads_a_token_or_secret_column_and_costs_the_same_at_any_size():
     def measure(count: int) -> list[str]:
         Connection.objects.all().delete()
-        for n in range(count):
+        for _ in range(count):
             connection = ConnectionFactory(authorized=True, backup=None)
             RefreshAttempt.objects.create(connection=connection, trigger="sweep", outcome="success")
         with CaptureQueriesContext(db_connection) as queries:
             page = dashboard_page(query=DashboardQuery(), now=NOW)
             for row in page.rows:  # what the template reads, deferred fields included
-                (row.provider.name, row.reauthorization_deadline, row.backup_id, row.account_label)
+                _ = (row.provider.name, row.reauthorization_deadline, row.account_label)
         return [query["sql"] for query in queries]
 
     small, large = measure(5), measure(60)
