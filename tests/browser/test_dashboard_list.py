@@ -1,0 +1,61 @@
+"""The dashboard's list in Chromium: ticking countdowns, search, tiles, staff only, axe."""
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+
+from connections.models import Connection
+from tests.factories import ConnectionFactory
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def fleet(transactional_db: None) -> None:
+    soon = timezone.now() + timedelta(minutes=20)
+    ConnectionFactory(name="Nightly analytics", authorized=True, access_expires_at=soon)
+    ConnectionFactory(name="CRM sync", authorized=True, status=Connection.Status.NEEDS_REAUTH)
+    ConnectionFactory(name="Ads export", authorized=True)
+
+
+def test_a_countdown_ticks(fleet, staff_page, screenshot):
+    staff_page.goto("/")
+    countdown = staff_page.locator("td.access time[data-countdown]").first
+    first = countdown.inner_text()
+    assert first.startswith("in ")
+    staff_page.wait_for_function(
+        "([el, text]) => el.textContent !== text",
+        arg=[countdown.element_handle(), first],
+        timeout=2000,
+    )
+    screenshot(staff_page, "dashboard-list")
+
+
+def test_search_and_a_status_tile_filter_the_list(fleet, staff_page, screenshot):
+    staff_page.goto("/")
+    staff_page.fill("#filter-q", "analytics")
+    staff_page.click("form.filters button[type=submit]")
+    rows = staff_page.locator("tbody tr")
+    assert rows.count() == 1 and "Nightly analytics" in rows.inner_text()
+
+    staff_page.goto("/")
+    staff_page.click("a.tile[data-status=needs_reauth]")
+    assert staff_page.locator("tbody tr").count() == 1
+    assert "CRM sync" in staff_page.locator("tbody tr").inner_text()
+    screenshot(staff_page, "dashboard-list-needs-reauth")
+
+
+def test_a_non_staff_user_is_refused(page_for, screenshot, transactional_db):
+    user = get_user_model().objects.create_user(username="visitor", password="pw")
+    page = page_for(user)
+    page.goto("/")
+    assert "/admin/login/" in page.url
+    screenshot(page, "dashboard-list-refused")
+
+
+def test_axe_finds_no_serious_violation(fleet, staff_page, screenshot, serious_axe_violations):
+    staff_page.goto("/")
+    screenshot(staff_page, "dashboard-list-axe")
+    assert serious_axe_violations(staff_page) == []
