@@ -5,6 +5,8 @@
    against the same URL answering 401, and 100 concurrent requests on one expired token;
    needs the wrk load generator;
 2. sweep (bench/sweep.py): selection and throughput of the access-token sweep;
+   dashboard (bench/dashboard.py): the list page's server time, bytes and queries at 100,
+   1,000 and 10,000 connections;
 3. single flight (bench/single_flight.py): the engine against naive callers, in-process, at the
    test authorization server (django-oauth-toolkit, a subprocess), with the test settings on a
    temporary SQLite file (or BENCH_DATABASE_URL).
@@ -13,6 +15,7 @@
 import argparse
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -25,7 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--callers", type=int, default=50, help="concurrent callers (50)")
     parser.add_argument("--latency", type=float, default=0.1, help="token endpoint latency (s)")
     parser.add_argument(
-        "--only", choices=("token-api", "sweep", "single-flight"), help="run just this one"
+        "--only",
+        choices=("token-api", "sweep", "dashboard", "single-flight"),
+        help="run just this one",
     )
     args = parser.parse_args(argv)
 
@@ -38,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
         token_api.run()
     if args.only in (None, "sweep"):
         sweep.run()
+    if args.only in (None, "dashboard"):
+        # In a child process: it configures Django on a database of its own.
+        subprocess.run([sys.executable, str(ROOT / "bench" / "dashboard.py")], check=True)
     if args.only not in (None, "single-flight"):
         return 0
 
