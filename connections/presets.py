@@ -27,7 +27,8 @@ from django.db import IntegrityError, transaction
 from django.utils.text import slugify
 
 from connections import oauth
-from connections.models import AuthMethod, Provider, RefreshExpiry
+from connections.models import AuthMethod, BodyEncoding, Provider, RefreshExpiry
+from connections.models.provider import validate_token_request
 
 PRESETS_FILE = Path(__file__).with_name("presets.json")
 
@@ -87,11 +88,27 @@ class Preset:
     default_scopes: str = ""
     extra_authorize_params: dict[str, str] = field(default_factory=dict)
     use_pkce: bool = True
+    # How the token endpoint wants its requests (code exchange and refresh alike).
+    token_request_params: dict[str, str] = field(default_factory=dict)
+    token_request_headers: dict[str, str] = field(default_factory=dict)
+    token_request_encoding: str = BodyEncoding.FORM
     access_token_lifetime: int | None = None  # seconds
     refresh_token_lifetime: int | None = None  # days
     rotates: bool | None = None
     notes: str = ""
     source: tuple[str, ...] = ()
+    # Where each quirk is documented: "token_request_params.<name>",
+    # "token_request_headers.<Name>", "token_request_encoding" or "access_token_lifetime" → URL.
+    # Kept for readers and tests; never copied to a Provider.
+    quirk_sources: dict[str, str] = field(default_factory=dict)
+
+    def quirks(self) -> list[str]:
+        """The token-request settings this preset changes from the plain RFC 6749 request."""
+        names = [f"token_request_params.{name}" for name in self.token_request_params]
+        names += [f"token_request_headers.{name}" for name in self.token_request_headers]
+        if self.token_request_encoding != BodyEncoding.FORM:
+            names.append("token_request_encoding")
+        return names
 
     def placeholders(self) -> list[str]:
         """Placeholder names used anywhere in the preset, in order of first use."""
@@ -111,6 +128,17 @@ def _load_preset(data: dict[str, Any]) -> Preset:
     undocumented = set(preset.placeholders()) ^ set(preset.params)
     if undocumented:
         raise PresetError(f"preset {preset.slug}: placeholders and params differ: {undocumented}")
+    try:
+        validate_token_request(
+            params=preset.token_request_params,
+            headers=preset.token_request_headers,
+            encoding=preset.token_request_encoding,
+        )
+    except ValidationError as exc:
+        raise PresetError(f"preset {preset.slug}: {' '.join(exc.messages)}") from None
+    unsourced = set(preset.quirks()) - set(preset.quirk_sources)
+    if unsourced:
+        raise PresetError(f"preset {preset.slug}: no source for {sorted(unsourced)}")
     return preset
 
 
@@ -245,6 +273,9 @@ def provider_from_preset(slug: str, *, params: dict[str, str] | None = None) -> 
         },
         token_endpoint_auth_method=preset.token_endpoint_auth_method,
         use_pkce=preset.use_pkce,
+        token_request_params=dict(preset.token_request_params),
+        token_request_headers=dict(preset.token_request_headers),
+        token_request_encoding=preset.token_request_encoding,
         access_token_lifetime=(
             timedelta(seconds=preset.access_token_lifetime)
             if preset.access_token_lifetime

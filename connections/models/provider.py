@@ -1,5 +1,10 @@
 """Providers: endpoints and how their tokens behave."""
 
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
@@ -12,6 +17,92 @@ class AuthMethod(models.TextChoices):
 class BodyEncoding(models.TextChoices):
     FORM = "form", "Form (application/x-www-form-urlencoded)"
     JSON = "json", "JSON (application/json)"
+
+
+# Headers tokenadmin sets itself on a token request, and from what; an extra header may not
+# replace one silently (a provider quirk must not undo client authentication or the encoding).
+RESERVED_TOKEN_HEADERS = {
+    "authorization": "the client authentication method",
+    "content-type": "the body encoding",
+    "content-length": "the body",
+    "host": "the token endpoint URL",
+    "transfer-encoding": "the body",
+}
+# Parameters of the token request itself (RFC 6749 §4.1.3, §6; RFC 7636 §4.5; RFC 7521 §4.2):
+# an extra parameter of the same name would send a second, conflicting value.
+RESERVED_TOKEN_PARAMS = frozenset(
+    {
+        "grant_type",
+        "code",
+        "refresh_token",
+        "redirect_uri",
+        "client_id",
+        "client_secret",
+        "code_verifier",
+        "scope",
+        "client_assertion",
+        "client_assertion_type",
+    }
+)
+HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 §5.6.2 token
+CONTROL_CHARS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # HTAB is allowed (RFC 9110 §5.5)
+
+
+def _text_pairs(value: Any, *, what: str) -> list[str]:
+    if not isinstance(value, Mapping):
+        return [f"{what} must be an object of names to text values."]
+    wrong = [str(name) for name, item in value.items() if not isinstance(item, str)]
+    if wrong:
+        return [f"{what}: the value of {', '.join(sorted(wrong))} must be text."]
+    return []
+
+
+def token_request_param_errors(params: Any) -> list[str]:
+    errors = _text_pairs(params, what="Extra token-request parameters")
+    if errors:
+        return errors
+    for name in params:
+        if not name.strip():
+            errors.append("Extra token-request parameters need a name.")
+        elif name.strip().lower() in RESERVED_TOKEN_PARAMS:
+            errors.append(
+                f"{name!r} cannot be an extra token-request parameter: tokenadmin sends it "
+                "itself on the code exchange or refresh."
+            )
+    return errors
+
+
+def token_request_header_errors(headers: Any) -> list[str]:
+    """What is wrong with `headers`; never quotes a value (a header may carry a secret)."""
+    errors = _text_pairs(headers, what="Extra token-request headers")
+    if errors:
+        return errors
+    for name, value in headers.items():
+        if not HEADER_NAME.match(name):
+            errors.append(f"{name!r} is not a valid HTTP header name.")
+        elif name.lower() in RESERVED_TOKEN_HEADERS:
+            errors.append(
+                f"{name} cannot be an extra token-request header: tokenadmin sets it from "
+                f"{RESERVED_TOKEN_HEADERS[name.lower()]}."
+            )
+        elif CONTROL_CHARS.search(value):
+            errors.append(f"The value of header {name} has a line break or control character.")
+    return errors
+
+
+def validate_token_request(*, params: Any, headers: Any, encoding: str | None = None) -> None:
+    """Refuse extra token-request parameters, headers or an encoding that cannot be sent as
+    asked; the ValidationError names the field at fault. Shared by the model and the presets."""
+    errors: dict[str, list[str]] = {}
+    if param_errors := token_request_param_errors(params):
+        errors["token_request_params"] = param_errors
+    if header_errors := token_request_header_errors(headers):
+        errors["token_request_headers"] = header_errors
+    if encoding is not None and encoding not in BodyEncoding.values:
+        choices = " or ".join(BodyEncoding.values)
+        errors["token_request_encoding"] = [f"The body encoding must be {choices}."]
+    if errors:
+        raise ValidationError(errors)
 
 
 class RefreshExpiry(models.TextChoices):
@@ -96,3 +187,7 @@ class Provider(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        # The encoding's choices are checked with the field itself.
+        validate_token_request(params=self.token_request_params, headers=self.token_request_headers)
