@@ -3,12 +3,14 @@
 # on one machine. Idempotent: safe to run again and again.
 #
 #   1. ensure .venv with the project installed (re-installs only when pyproject.toml changed)
-#   2. write .env with random keys on the very first run (never overwritten)
+#   2. write .env with random keys on the very first run (keys never overwritten); a SITE_URL
+#      given in the environment is written into it, replacing a different one (and said so)
 #   3. migrate, collectstatic, ensure the 'admin' superuser, setup_schedules (if it exists)
 #   4. run gunicorn and qcluster in the foreground; Ctrl-C / SIGTERM stops both; if either
 #      dies the other is stopped and this script exits non-zero.
 #
-# Environment (all optional): PORT (8000), WEB_CONCURRENCY (2 gunicorn workers), PYTHON (python
+# Environment (all optional): SITE_URL (the address people and providers use; written to .env),
+# PORT (default: SITE_URL's port, else 8000), WEB_CONCURRENCY (2 gunicorn workers), PYTHON (python
 # used to create .venv), STOP_TIMEOUT (seconds allowed for a graceful stop before SIGKILL, 35;
 # gunicorn's own graceful timeout is 30), plus everything Django reads (.env is loaded by
 # tokenadmin/settings.py itself; real environment variables win over .env).
@@ -17,8 +19,6 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-PORT="${PORT:-8000}"
-export PORT
 WEB_CONCURRENCY="${WEB_CONCURRENCY:-2}"
 STOP_TIMEOUT="${STOP_TIMEOUT:-35}"
 VENV=".venv"
@@ -59,6 +59,11 @@ fi
 
 # --- 2..3. configuration, database, static files, admin, schedules ------------------------------
 "$PY" scripts/write_env.py
+# The port follows SITE_URL unless PORT is set, so the address in the links is the one served.
+bind="$("$PY" scripts/write_env.py --print-bind)"
+PORT="${bind%% *}"
+site_url="${bind#* }"
+export PORT
 "$PY" manage.py migrate --noinput
 "$PY" manage.py collectstatic --noinput --verbosity 0
 "$PY" manage.py ensure_admin
@@ -128,7 +133,7 @@ trap 'stop_children' EXIT
 
 start_children
 log "web (gunicorn, pid $web_pid) and workers (qcluster, pid $worker_pid) started"
-log "dashboard: http://localhost:$PORT/   admin: http://localhost:$PORT/admin/   (Ctrl-C to stop)"
+log "listening on port $PORT; open $site_url/ (admin: $site_url/admin/); Ctrl-C to stop"
 
 # `wait -n` returns when either child exits, or at once when a trapped signal arrives.
 set +e
