@@ -31,6 +31,9 @@ def client_for(connection: Connection) -> oauth.Client:
         client_secret=connection.client_secret,
         token_url=provider.token_url,
         auth_method=provider.token_endpoint_auth_method,
+        token_params=provider.token_request_params,
+        token_headers=provider.token_request_headers,
+        token_encoding=provider.token_request_encoding,
     )
 
 

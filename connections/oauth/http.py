@@ -2,7 +2,8 @@
 
 import base64
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -40,8 +41,12 @@ class Client:
     token_url: str
     auth_method: str = "client_secret_basic"
     timeout: float | None = None
+    # The provider's token-request quirks (Provider.token_request_*), validated there.
+    token_params: Mapping[str, str] = field(default_factory=dict)
+    token_headers: Mapping[str, str] = field(default_factory=dict)
+    token_encoding: str = "form"
 
-    def __repr__(self) -> str:  # never show the secret
+    def __repr__(self) -> str:  # never show the secret, nor header values (they may be secret)
         return f"Client(client_id={self.client_id!r}, token_url={self.token_url!r})"
 
 

@@ -1,12 +1,16 @@
 """The token endpoint (RFC 6749): authorization URL, code exchange, refresh, revocation."""
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 import requests
 from authlib.integrations.requests_client import OAuth2Session
+from authlib.integrations.requests_client.oauth2_session import OAuth2ClientAuth
+from authlib.oauth2.client import DEFAULT_HEADERS
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
 from connections.oauth.http import Client, OAuthError, retry_after_seconds, timeouts
@@ -131,6 +135,40 @@ def parse_token(body: dict[str, Any]) -> TokenResponse:
     )
 
 
+class _TokenRequestAuth(requests.auth.AuthBase):
+    """Client authentication (authlib's, RFC 6749 §2.3.1), then the body in the provider's
+    encoding: for `json`, the whole form (grant, code or refresh token, redirect URI, PKCE
+    verifier, extra parameters, and the client credentials when they go in the body) is sent
+    as one JSON object, as Atlassian, Notion and Looker document."""
+
+    def __init__(self, client: Client) -> None:
+        self.client_auth = OAuth2ClientAuth(
+            client.client_id, client.client_secret, client.auth_method
+        )
+        self.encoding = client.token_encoding
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request = self.client_auth(request)
+        if self.encoding == "json":
+            body = request.body or ""
+            text = body.decode() if isinstance(body, bytes) else body
+            data = json.dumps(dict(parse_qsl(text, keep_blank_values=True))).encode()
+            request.body = data
+            request.headers["Content-Type"] = "application/json"
+            request.headers["Content-Length"] = str(len(data))
+        return request
+
+
+def _token_request(client: Client) -> dict[str, Any]:
+    """The arguments every token request takes: extra parameters (as the form body authlib
+    extends, never as keyword arguments it could take for its own), headers, authentication."""
+    return {
+        "body": urlencode(dict(client.token_params)),
+        "headers": {**DEFAULT_HEADERS, **client.token_headers},
+        "auth": _TokenRequestAuth(client),
+    }
+
+
 def _session(client: Client, **kwargs: Any) -> OAuth2Session:
     session = OAuth2Session(
         client_id=client.client_id,
@@ -218,7 +256,11 @@ def exchange_code(
     return _call_token_endpoint(
         client,
         lambda: session.fetch_token(
-            client.token_url, grant_type="authorization_code", code=code, **extra
+            client.token_url,
+            grant_type="authorization_code",
+            code=code,
+            **extra,
+            **_token_request(client),
         ),
         sent=(code,),
     )
@@ -229,7 +271,9 @@ def refresh(client: Client, *, refresh_token: str) -> TokenResponse:
     session = _session(client)
     token = _call_token_endpoint(
         client,
-        lambda: session.refresh_token(client.token_url, refresh_token=refresh_token),
+        lambda: session.refresh_token(
+            client.token_url, refresh_token=refresh_token, **_token_request(client)
+        ),
         sent=(refresh_token,),
     )
     if token.refresh_token == refresh_token:
