@@ -25,8 +25,21 @@ PERMANENT_ERRORS = frozenset(
     }
 )
 # Non-standard codes for the same thing, from providers that answer errors as HTTP 200 bodies:
-# Slack's oauth.v2.access says `{"ok": false, "error": "invalid_refresh_token"}` for a dead grant.
-PROVIDER_PERMANENT_ERRORS = frozenset({"invalid_refresh_token", "token_revoked", "invalid_auth"})
+# Slack's oauth.v2.access says `{"ok": false, "error": "invalid_refresh_token"}` for a dead grant;
+# GitHub's token endpoint `bad_refresh_token` (and `bad_verification_code` for a bad code),
+# https://docs.github.com/apps/managing-oauth-apps/troubleshooting-oauth-app-access-token-request-errors;
+# Zoho's `invalid_code` for a revoked refresh token (and a bad code), per Zoho's OAuth
+# troubleshooting (help.zoho.com "Kaizen #4 - Troubleshooting OAuth2.0").
+PROVIDER_PERMANENT_ERRORS = frozenset(
+    {
+        "invalid_refresh_token",
+        "token_revoked",
+        "invalid_auth",
+        "bad_refresh_token",
+        "bad_verification_code",
+        "invalid_code",
+    }
+)
 MAX_LIFETIME_SECONDS = 10 * 366 * 86400
 # Refresh-token lifetimes some providers put in token responses (seconds from now).
 REFRESH_EXPIRY_FIELDS = (
