@@ -7,7 +7,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from connections import held_grants
+from connections import held_grants, site
 from connections.authorize import (
     AuthorizationFailed,
     Authorized,
@@ -85,6 +85,7 @@ def _held_page(request: HttpRequest, result: Authorized) -> HttpResponse:
 
 @require_GET
 @never_cache
+@site.on_site_host  # before the session gets the browser secret: see connections/site.py
 def reauth(request: HttpRequest, token: str) -> HttpResponse:
     try:
         link = resolve_reauth_link(token)
@@ -116,7 +117,7 @@ def oauth_callback(request: HttpRequest) -> HttpResponse:
             issuer=params.get("iss", ""),
         )
     except AuthorizationFailed as exc:
-        return _failure_page(request, exc)
+        return _failure_page(request, site.explain_wrong_host(request, exc))
     if result.held is not None:
         return _held_page(request, result)
     return _connected_page(request, result.connection)
@@ -158,7 +159,12 @@ def _decide(request: HttpRequest, held: AuthorizationRequest, *, discard: bool) 
 @staff_member_required
 @require_POST
 def authorize(request: HttpRequest, slug: str) -> HttpResponse:
-    """Start a consent trip for a connection from the dashboard, through a fresh link."""
+    """Start a consent trip for a connection from the dashboard, through a fresh link.
+
+    The link is absolute on SITE_URL, so a dashboard opened on another host name hands the trip
+    over to SITE_URL's host here, before any session there holds a part of it (connections/
+    site.py); the link view then serves it on the right host. Nothing is lost: the staff user's
+    click becomes the trip, not a message in a session the other host name cannot read."""
     connection = get_object_or_404(Connection, slug=slug)
     url = build_reauth_link(connection, created_for=f"dashboard: {request.user}")
     return redirect(url)
