@@ -77,6 +77,18 @@ class ProviderAdmin(admin.ModelAdmin):
             },
         ),
         (
+            "Token requests",
+            {
+                "description": "Sent on the code exchange and every refresh, where the "
+                "provider's documentation asks for them (presets set them).",
+                "fields": (
+                    "token_request_params",
+                    "token_request_headers",
+                    "token_request_encoding",
+                ),
+            },
+        ),
+        (
             "Token behaviour",
             {
                 "fields": (

@@ -14,6 +14,7 @@ Connection needs an authorization-code grant that yields a refresh token, and
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cache
@@ -58,6 +59,8 @@ ENDPOINT_LABELS = {
     "revoke_url": "The revocation endpoint",
     "userinfo_url": "The userinfo endpoint",
 }
+# A Provider's token-request quirks: what the code exchange and every refresh send besides RFC 6749.
+TOKEN_REQUEST_FIELDS = ("token_request_params", "token_request_headers", "token_request_encoding")
 
 
 class PresetError(ValueError):
@@ -352,9 +355,13 @@ def provider_from_urls(
     revoke_url: str = "",
     userinfo_url: str = "",
     auth_method: str = AuthMethod.CLIENT_SECRET_BASIC,
+    token_request: Mapping[str, Any] | None = None,
 ) -> Provider:
     """A Provider from typed-in endpoints; reused if one has the same two endpoints.
 
+    `token_request` holds the token-request quirks (`TOKEN_REQUEST_FIELDS`; None or empty: the
+    plain RFC 6749 request). Reusing a provider whose quirks differ from those given is refused:
+    it would change the token requests of every connection at it.
     Token behaviour is unknown until a token response or an override says otherwise.
     """
     endpoints = {
@@ -370,8 +377,17 @@ def provider_from_urls(
         raise PresetError(
             f"Unknown client authentication method {auth_method!r}.", field="auth_method"
         )
+    quirks = _token_request_quirks(token_request or {})
     existing = Provider.objects.filter(authorize_url=authorize_url, token_url=token_url).first()
     if existing is not None:
+        given = {name: value for name, value in quirks.items() if value != _PLAIN[name]}
+        differ = [name for name, value in given.items() if getattr(existing, name) != value]
+        if differ:
+            raise PresetError(
+                f"Provider {existing.slug!r} already has these endpoints, with other token-request "
+                "settings; edit the provider instead, or leave them out to use it as it is.",
+                field=differ[0],
+            )
         return existing
     host = urlsplit(token_url).netloc
     return _create(
@@ -382,4 +398,26 @@ def provider_from_urls(
         revoke_url=revoke_url,
         userinfo_url=userinfo_url,
         token_endpoint_auth_method=auth_method,
+        **quirks,
     )
+
+
+_PLAIN = {"token_request_params": {}, "token_request_headers": {}, "token_request_encoding": "form"}
+
+
+def _token_request_quirks(given: Mapping[str, Any]) -> dict[str, Any]:
+    """The token-request fields of a new Provider from `given` (blank: plain), validated as the
+    model validates them."""
+    quirks = {name: given.get(name) or _PLAIN[name] for name in TOKEN_REQUEST_FIELDS}
+    try:
+        validate_token_request(
+            params=quirks["token_request_params"],
+            headers=quirks["token_request_headers"],
+            encoding=quirks["token_request_encoding"],
+        )
+    except ValidationError as exc:
+        field, messages = next(iter(exc.message_dict.items()))
+        raise PresetError(" ".join(messages), field=field) from None
+    for name in ("token_request_params", "token_request_headers"):
+        quirks[name] = dict(quirks[name])
+    return quirks

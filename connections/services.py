@@ -31,6 +31,7 @@ from connections.models import ApiKey, AuthMethod, Connection, ConsumerSchedule,
 from connections.presets import (
     ENDPOINT_LABELS,
     REFRESH_SCOPES,
+    TOKEN_REQUEST_FIELDS,
     PresetError,
     get_preset,
     provider_from_issuer,
@@ -68,7 +69,7 @@ EDITABLE_CONNECTION_FIELDS = (
     "refresh_expiry_override",
     "health_check_url",
 )
-ENDPOINT_FIELDS = ("token_url", "revoke_url", "userinfo_url", "auth_method")
+ENDPOINT_FIELDS = ("token_url", "revoke_url", "userinfo_url", "auth_method", *TOKEN_REQUEST_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,9 @@ def connection_create(
     revoke_url: str | None = None,
     userinfo_url: str | None = None,
     auth_method: str | None = None,
+    token_request_params: Mapping[str, str] | None = None,
+    token_request_headers: Mapping[str, str] | None = None,
+    token_request_encoding: str | None = None,
     scopes: str | Iterable[str] = "",
     refresh_lifetime_override: timedelta | None = None,
     refresh_expiry_override: str = "",
@@ -108,7 +112,8 @@ def connection_create(
     """A new `pending` connection at one provider, which comes from exactly one source: an
     existing `provider`, a `preset` (with `preset_params` for its placeholders), an `issuer` to
     discover, or typed-in endpoints (`authorize_url` + `token_url`, optional `revoke_url`,
-    `userinfo_url`, `auth_method`). The slug defaults to the slugified name.
+    `userinfo_url`, `auth_method`, and the token-request quirks `token_request_params`,
+    `token_request_headers`, `token_request_encoding`). The slug defaults to the slugified name.
 
     Everything but the provider is validated first, so a bad value never leaves a provider made
     or discovered behind.
@@ -143,6 +148,9 @@ def connection_create(
             "revoke_url": revoke_url,
             "userinfo_url": userinfo_url,
             "auth_method": auth_method,
+            "token_request_params": token_request_params,
+            "token_request_headers": token_request_headers,
+            "token_request_encoding": token_request_encoding,
         },
     )
     connection.scopes, added = _with_refresh_scopes(_scope_text(scopes), connection.provider)
@@ -320,7 +328,7 @@ def _provider_from_source(
     preset: str | None,
     preset_params: Mapping[str, str] | None,
     issuer: str | None,
-    endpoints: dict[str, str | None],
+    endpoints: dict[str, Any],
 ) -> tuple[Provider, list[str]]:
     """The provider from the one source given, and notes about it (a preset's gotchas)."""
     sources = {"provider": provider, "preset": preset, "issuer": issuer}
@@ -336,11 +344,17 @@ def _provider_from_source(
         raise ServiceError("Preset parameters go with a preset.", field="preset_params")
     for name in ENDPOINT_FIELDS:
         if endpoints[name] and given != ["authorize_url"]:
-            raise ServiceError(
-                f"{ENDPOINT_LABELS.get(name, 'A client authentication method')} goes with "
-                "typed-in endpoints, after the authorization endpoint.",
-                field=name,
-            )
+            if name in TOKEN_REQUEST_FIELDS:
+                message = (
+                    "Token-request parameters, headers and encoding go with typed-in endpoints; "
+                    "those of a preset or discovered provider are edited on the provider."
+                )
+            else:
+                message = (
+                    f"{ENDPOINT_LABELS.get(name, 'A client authentication method')} goes with "
+                    "typed-in endpoints, after the authorization endpoint."
+                )
+            raise ServiceError(message, field=name)
     if given == ["authorize_url"] and not endpoints["token_url"]:
         raise ServiceError("The authorization endpoint needs a token endpoint.", field="token_url")
     try:
@@ -358,6 +372,7 @@ def _provider_from_source(
             revoke_url=endpoints["revoke_url"] or "",
             userinfo_url=endpoints["userinfo_url"] or "",
             auth_method=endpoints["auth_method"] or AuthMethod.CLIENT_SECRET_BASIC,
+            token_request={name: endpoints[name] for name in TOKEN_REQUEST_FIELDS},
         ), []
     except PresetError as exc:
         raise ServiceError(str(exc), field=exc.field) from exc

@@ -11,7 +11,7 @@ from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 
-from connections.models import AuthMethod, RefreshExpiry
+from connections.models import AuthMethod, BodyEncoding, RefreshExpiry
 from connections.services import ServiceError
 
 SECRET_ENV = "TOKENADMIN_CLIENT_SECRET"
@@ -30,6 +30,9 @@ CREATE_OPTIONS = {
     "revoke_url": "--revoke-url",
     "userinfo_url": "--userinfo-url",
     "auth_method": "--auth-method",
+    "token_request_params": "--token-param",
+    "token_request_headers": "--token-header",
+    "token_request_encoding": "--token-encoding",
     "scopes": "--scope",
     "refresh_lifetime_override": "--refresh-lifetime",
     "refresh_expiry_override": "--refresh-expiry",
@@ -119,6 +122,29 @@ def add_create_arguments(create: CommandParser, exit_codes_help: str) -> None:
         help="Client authentication at the token endpoint, with --authorize-url "
         "(default: client_secret_basic, which RFC 6749 §2.3.1 requires servers to support).",
     )
+    create.add_argument(
+        "--token-param",
+        type=parse_param,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="Extra parameter on the code exchange and every refresh, with --authorize-url, "
+        "e.g. expiring=1 (repeatable).",
+    )
+    create.add_argument(
+        "--token-header",
+        type=parse_param,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="Extra header on the code exchange and every refresh, with --authorize-url, "
+        "e.g. Accept=application/json (repeatable; not Authorization or Content-Type).",
+    )
+    create.add_argument(
+        "--token-encoding",
+        choices=BodyEncoding.values,
+        help="Token request body, with --authorize-url: form (default, RFC 6749) or json.",
+    )
 
     create.add_argument(
         "--scope",
@@ -171,6 +197,9 @@ def create_arguments(options: dict[str, Any]) -> dict[str, Any]:
         "revoke_url": options["revoke_url"],
         "userinfo_url": options["userinfo_url"],
         "auth_method": options["auth_method"],
+        "token_request_params": dict(options["token_param"]),
+        "token_request_headers": dict(options["token_header"]),
+        "token_request_encoding": options["token_encoding"],
         "scopes": options["scope"],
         "refresh_lifetime_override": options["refresh_lifetime"],
         "refresh_expiry_override": options["refresh_expiry"] or "",
