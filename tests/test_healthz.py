@@ -52,7 +52,8 @@ def declared_at(moment: datetime) -> None:
 
 
 @pytest.mark.django_db
-def test_it_answers_200_when_the_database_broker_and_scheduler_are_healthy():
+def test_it_answers_200_when_the_database_broker_and_scheduler_are_healthy(settings):
+    settings.REDIS_URL = ""  # the ORM broker, also in CI's Redis pass
     declared_at(T0)
     record_sweep(stopped=T0 + timedelta(seconds=40))
     with time_machine.travel(T0 + timedelta(seconds=70), tick=False):
@@ -172,7 +173,8 @@ def test_ready_checks_only_the_database_so_a_fresh_web_process_passes_its_probe(
 
 
 @pytest.mark.django_db
-def test_it_fails_when_the_database_does_not_answer():
+def test_it_fails_when_the_database_does_not_answer(settings):
+    settings.REDIS_URL = ""  # the ORM broker, whose health is the database's
     declared_at(T0)
     record_sweep(stopped=T0)
     refused = OperationalError("could not connect to server: Connection refused")

@@ -130,12 +130,12 @@ def test_it_trusts_what_was_learned_over_the_configured_kind():
     ],
 )
 def test_it_tells_a_renewed_token_from_an_unknown_one(kind, source, shown):
-    conn = connection(kind=kind, rotates=True, refresh_expires_at=None)
+    conn = connection(kind=kind, rotates=True, refresh_expires_at=None, status=Status.ACTIVE)
     summary = connection_summary(conn)
     assert (summary["reauthorize_by"], summary["reauthorize_by_source"]) == (None, source)
     assert summary["refresh_expiry_kind"] == kind
-    html = render_to_string("connections/dashboard.html", {"connections": [conn]})
-    assert f"<td>{shown}</td>" in html
+    html = render_to_string("connections/_connection_row.html", {"c": conn, "now": NOW})
+    assert f'<span class="countdown-none">{shown}</span>' in html
     if kind != RefreshExpiry.SLIDING:
         assert "renewed automatically" not in html
 
@@ -258,7 +258,9 @@ def test_it_is_expiring_inside_the_warning_window(left, expected):
 
 
 def test_it_follows_the_configured_warning_days(settings):
-    settings.TOKENADMIN = settings.TOKENADMIN | {"WARNING_DAYS": [30, 7]}
+    settings.TOKENADMIN = settings.TOKENADMIN | {
+        "WARNING_LEAD_TIMES": (timedelta(days=30), timedelta(days=7))
+    }
     conn = connection(kind=RefreshExpiry.ABSOLUTE, refresh_expires_at=NOW + timedelta(days=20))
     assert settle_status(conn, now=NOW) == Status.EXPIRING
 

@@ -215,7 +215,11 @@ class TokenAdmin:
                 stderr=subprocess.STDOUT,
             )
         _wait_for_http(
-            self.process, self.site_url + "/healthz", log_path=self.log_path, what="gunicorn"
+            # `?ready`: the web process only; no cluster runs here, so the full check says 503.
+            self.process,
+            self.site_url + "/healthz?ready",
+            log_path=self.log_path,
+            what="gunicorn",
         )
 
     def manage(
