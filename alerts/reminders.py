@@ -1,13 +1,14 @@
 """Reminders before each reauthorize-by date, and client-secret age notices.
 
-A reminder goes out at each lead time: every day count of TOKENADMIN_WARNING_DAYS (14, 7, 3, 1)
-to every expiry-warning rule whose condition holds, plus the moment each rule's own condition
-first becomes true (`days_until_expiry <= 10`: ten days before) to that rule alone. The job runs
-hourly and computes leads from exact times, so each goes out within the hour after its moment.
+A reminder goes out at each lead time: every one of TOKENADMIN_WARNING_LEAD_TIMES (default
+14, 7, 3 and 1 days; the demo's 10 and 5 minutes) to every expiry-warning rule whose condition
+holds, plus the moment each rule's own condition first becomes true (`days_until_expiry <= 10`:
+ten days before) to that rule alone. The job runs every TOKENADMIN_REMINDER_MINUTES (60) and
+computes leads from exact times, so each goes out within that long after its moment.
 
-Once only: a reminder's `dedupe_key` is "<deadline>/T-<n>d" and Notification's unique constraint
-(channel, connection, event, dedupe_key) makes a second one impossible, also with two jobs
-running. A reauthorization makes a new deadline, hence new keys; reminders are computed from the
+Once only: a reminder's `dedupe_key` is "<deadline>/T-<lead>" (T-7d, T-10m) and Notification's
+unique constraint (channel, connection, event, dedupe_key) makes a second one impossible, also
+with two jobs running. A reauthorization makes a new deadline, hence new keys; reminders are computed from the
 deadline in force now, so one for a deadline no longer current is never made. A job that ran
 late (or a connection created inside the window) sends the most urgent lead only, never a burst.
 
@@ -33,6 +34,8 @@ from alerts.events import Alert
 from alerts.models import AlertRule, Event, Notification
 from alerts.sources import reminder_facts
 from connections.models import Connection
+from connections.status import warning_lead_times
+from tokenadmin.durations import format_duration
 
 DAY = timedelta(days=1)
 BATCH = 500
@@ -46,14 +49,15 @@ ENCRYPTED_FIELDS = ("access_token", "refresh_token", "client_secret")
 class Lead:
     """A moment before a deadline at which a reminder is due, and the rules it goes to."""
 
-    days: int
-    # None: every expiry-warning rule whose condition holds (a TOKENADMIN_WARNING_DAYS lead);
+    before: timedelta
+    # None: every expiry-warning rule whose condition holds (a configured lead time);
     # otherwise only the rules whose condition first becomes true at this lead.
     rules: tuple[AlertRule, ...] | None = None
 
     @property
     def label(self) -> str:
-        return f"T-{self.days}d"
+        # Whole days keep the "T-7d" keys of reminders already sent.
+        return f"T-{format_duration(self.before)}"
 
 
 def _iso(moment: datetime) -> str:
@@ -90,15 +94,15 @@ def condition_thresholds(condition: str) -> list[int]:
 def lead_times(rules: Iterable[AlertRule]) -> list[Lead]:
     """Every lead time, longest first: the configured ones, then each rule's own threshold
     (a threshold equal to a configured lead adds nothing: that lead already asks every rule)."""
-    warning_days = set(settings.TOKENADMIN["WARNING_DAYS"])
-    by_threshold: dict[int, list[AlertRule]] = {}
+    configured = set(warning_lead_times())
+    by_threshold: dict[timedelta, list[AlertRule]] = {}
     for rule in rules:
         for days in condition_thresholds(rule.condition):
-            if days not in warning_days:
-                by_threshold.setdefault(days, []).append(rule)
-    leads = [Lead(days) for days in warning_days if days > 0]
-    leads += [Lead(days, tuple(chosen)) for days, chosen in by_threshold.items() if days > 0]
-    return sorted(leads, key=lambda lead: lead.days, reverse=True)
+            if days > 0 and days * DAY not in configured:
+                by_threshold.setdefault(days * DAY, []).append(rule)
+    leads = [Lead(before) for before in configured if before > timedelta(0)]
+    leads += [Lead(before, tuple(chosen)) for before, chosen in by_threshold.items()]
+    return sorted(leads, key=lambda lead: lead.before, reverse=True)
 
 
 def due_lead(deadline: datetime, leads: Sequence[Lead], *, now: datetime) -> Lead | None:
@@ -106,8 +110,8 @@ def due_lead(deadline: datetime, leads: Sequence[Lead], *, now: datetime) -> Lea
     left = deadline - now
     if left <= timedelta(0):
         return None
-    reached = [lead for lead in leads if left <= lead.days * DAY]
-    return min(reached, key=lambda lead: lead.days) if reached else None
+    reached = [lead for lead in leads if left <= lead.before]
+    return min(reached, key=lambda lead: lead.before) if reached else None
 
 
 def _batches(queryset, size: int = BATCH) -> Iterator[list]:
@@ -136,7 +140,7 @@ def send_expiry_reminders(*, now: datetime | None = None) -> Counter[str]:
     leads = lead_times(rules)
     if not leads:
         return Counter()
-    horizon = now + max(lead.days for lead in leads) * DAY
+    horizon = now + max(lead.before for lead in leads)
     # reauthorize_by is a rule on the model (absolute expiry, or a hard cap); the window on the
     # two columns it is made of narrows the rows, the property decides.
     in_window = Q(refresh_expires_at__gt=now, refresh_expires_at__lte=horizon) | Q(

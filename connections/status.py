@@ -23,9 +23,30 @@ def _when(moment: datetime) -> str:
     return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
 
 
+def warning_lead_times() -> tuple[timedelta, ...]:
+    """TOKENADMIN_WARNING_LEAD_TIMES (or _DAYS), parsed once by settings: longest first."""
+    return settings.TOKENADMIN["WARNING_LEAD_TIMES"]
+
+
+def warning_window() -> timedelta:
+    """Inside this window before its reauthorize-by date a connection is `expiring`: the
+    longest lead time (14 days when none is configured)."""
+    return max(warning_lead_times(), default=timedelta(days=14))
+
+
+def _left(delta: timedelta) -> str:
+    """'3 days left', '9 h 59 min left', '4 min left' (two units at most)."""
+    seconds = max(0, int(delta.total_seconds()))
+    if seconds >= 2 * 86400:
+        return f"{seconds // 86400} days left"
+    if seconds >= 3600:
+        return f"{seconds // 3600} h {seconds % 3600 // 60} min left"
+    return f"{seconds // 60} min left" if seconds >= 60 else f"{seconds} s left"
+
+
 def evaluate_expiry(connection: Connection, *, now: datetime) -> tuple[str, str]:
     """The status the connection's refresh-token expiry calls for, and why."""
-    warning = timedelta(days=max(settings.TOKENADMIN["WARNING_DAYS"], default=14))
+    warning = warning_window()
     expires_at = connection.refresh_expires_at
     if expires_at is not None and expires_at <= now:
         return Status.NEEDS_REAUTH, f"the refresh token expired on {_when(expires_at)}"
@@ -49,6 +70,7 @@ def evaluate_expiry(connection: Connection, *, now: datetime) -> tuple[str, str]
                 f"is reauthorized by {_when(reauthorize_by)}"
             )
     if reauthorize_by - now <= warning:
-        days = (reauthorize_by - now).days
-        return Status.EXPIRING, f"reauthorize by {_when(reauthorize_by)} ({days} days left)"
+        return Status.EXPIRING, (
+            f"reauthorize by {_when(reauthorize_by)} ({_left(reauthorize_by - now)})"
+        )
     return Status.ACTIVE, f"reauthorize by {_when(reauthorize_by)}"

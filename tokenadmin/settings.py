@@ -2,8 +2,14 @@
 
 A local `.env` beside manage.py is read when present; `make run` writes one with random keys on
 first run. Outside it, a missing secret stops start-up with a message naming the variable to set.
+
+`TOKENADMIN_DEMO=1` (set by `make demo`) is demo mode: a built-in demo authorization server under
+/demo-provider/ (django-oauth-toolkit, the optional `demo` extra), its own SQLite file, the ORM
+broker, alerts on the console and every timing scaled to a 15-minute grant. Without it none of
+that is installed or routed.
 """
 
+from datetime import timedelta
 from ipaddress import ip_network
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -11,6 +17,8 @@ from urllib.parse import urlsplit
 import environ
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.validators import validate_email
+
+from tokenadmin.durations import parse_duration
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -33,6 +41,7 @@ SECRET_KEY = _required("SECRET_KEY", "It signs sessions and reauthorization link
 CRYPTOGRAPHY_KEY = _required("ENCRYPTION_KEY", "It encrypts tokens and client secrets at rest.")
 
 DEBUG = env.bool("DEBUG", default=False)
+TOKENADMIN_DEMO = env.bool("TOKENADMIN_DEMO", default=False)
 SITE_URL = env.str("SITE_URL", default="http://localhost:8000").rstrip("/")
 _site = urlsplit(SITE_URL)
 if _site.scheme not in ("http", "https") or not _site.hostname:
@@ -54,6 +63,8 @@ INSTALLED_APPS = [
     "connections",
     "alerts",
 ]
+if TOKENADMIN_DEMO:
+    INSTALLED_APPS += ["oauth2_provider", "tokenadmin.demo"]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -87,6 +98,13 @@ TEMPLATES = [
 ]
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+if TOKENADMIN_DEMO:
+    # Never the real database: the demo's provider, users and 15-minute grants stay apart.
+    DATABASES = {
+        "default": env.db(
+            "TOKENADMIN_DEMO_DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'demo.sqlite3'}"
+        )
+    }
 # Keep each thread's database connection instead of opening one per request: opening it costs
 # more than the token endpoint's whole query. (No CONN_HEALTH_CHECKS: on PostgreSQL that is a
 # `SELECT 1` per request; a connection that broke is dropped after the request that found it.)
@@ -125,7 +143,10 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 
+# The demo's alerts go to the console, whatever EMAIL_URL says: its addresses are made up.
 vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+if TOKENADMIN_DEMO:
+    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default=f"tokenadmin@{_site.hostname}")
 
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = _site.scheme == "https"
@@ -152,7 +173,29 @@ LOGGING = {
     "loggers": {"urllib3": {"level": "WARNING"}, "authlib": {"level": "WARNING"}},
 }
 
+
 # --- tokenadmin behaviour -------------------------------------------------------------------
+def _warning_lead_times() -> tuple[timedelta, ...]:
+    """TOKENADMIN_WARNING_LEAD_TIMES (durations: `10m,5m`) or TOKENADMIN_WARNING_DAYS (whole
+    days: `14,7,3,1`), longest first. One spelling at a time, so neither silently wins."""
+    durations = env.list("TOKENADMIN_WARNING_LEAD_TIMES", default=None)
+    days = env.list("TOKENADMIN_WARNING_DAYS", cast=int, default=None)
+    if durations is not None and days is not None:
+        raise ImproperlyConfigured(
+            "Both TOKENADMIN_WARNING_LEAD_TIMES and TOKENADMIN_WARNING_DAYS are set; keep one "
+            "(TOKENADMIN_WARNING_DAYS=14,7 is TOKENADMIN_WARNING_LEAD_TIMES=14d,7d)."
+        )
+    if durations is None and days is None:
+        durations = ["10m", "5m"] if TOKENADMIN_DEMO else ["14d", "7d", "3d", "1d"]
+    leads = [timedelta(days=n) for n in days or () if n > 0]
+    for text in durations or ():
+        try:
+            leads.append(parse_duration(text))
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"TOKENADMIN_WARNING_LEAD_TIMES: {exc}.") from None
+    return tuple(sorted(set(leads), reverse=True))
+
+
 TOKENADMIN = {
     # Every HTTP call to a provider has this timeout (seconds).
     "HTTP_TIMEOUT": env.float("TOKENADMIN_HTTP_TIMEOUT", default=10.0),
@@ -174,16 +217,26 @@ TOKENADMIN = {
     "SWEEP_CONCURRENCY": env.int("TOKENADMIN_SWEEP_CONCURRENCY", default=16),
     "SWEEP_BUDGET_SECONDS": env.float("TOKENADMIN_SWEEP_BUDGET_SECONDS", default=75.0),
     # Cron of the daily expiry monitor and hours between health checks (setup_schedules).
-    "MONITOR_CRON": env.str("TOKENADMIN_MONITOR_CRON", default="0 3 * * *"),
+    "MONITOR_CRON": env.str(
+        "TOKENADMIN_MONITOR_CRON", default="* * * * *" if TOKENADMIN_DEMO else "0 3 * * *"
+    ),
     "HEALTH_CHECK_HOURS": env.int("TOKENADMIN_HEALTH_CHECK_HOURS", default=6),
-    # Warn this many days before the reauthorize-by date.
-    "WARNING_DAYS": env.list("TOKENADMIN_WARNING_DAYS", cast=int, default=[14, 7, 3, 1]),
+    # Remind people this long before each reauthorize-by date (timedeltas, longest first);
+    # inside the longest a connection is `expiring`. Read through `connections.status`.
+    "WARNING_LEAD_TIMES": _warning_lead_times(),
+    # Minutes between runs of the reminder job (default schedule only): each reminder goes out
+    # within this long after its lead time.
+    "REMINDER_MINUTES": env.int(
+        "TOKENADMIN_REMINDER_MINUTES", default=1 if TOKENADMIN_DEMO else 60
+    ),
     # Client addresses and networks that may read /metrics without an API key (blank: none).
     "METRICS_ALLOWED_IPS": env.list("TOKENADMIN_METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"]),
     # A client secret older than this many days is due for rotation (one alert per secret).
     "CLIENT_SECRET_MAX_AGE_DAYS": env.int("TOKENADMIN_CLIENT_SECRET_MAX_AGE_DAYS", default=365),
     # Who is told about every event by default (`setup_alerts`), besides each connection's contact.
-    "ALERT_EMAILS": env.list("TOKENADMIN_ALERT_EMAILS", default=[]),
+    "ALERT_EMAILS": env.list(
+        "TOKENADMIN_ALERT_EMAILS", default=["demo-alerts@example.com"] if TOKENADMIN_DEMO else []
+    ),
 }
 
 for _address in TOKENADMIN["ALERT_EMAILS"]:
@@ -220,7 +273,28 @@ Q_CLUSTER = {
     "ack_failures": True,
     "orm": "default",
 }
-REDIS_URL = env.str("REDIS_URL", default="")
+# The demo keeps its tasks in its own database (ORM broker), never on a shared Redis.
+REDIS_URL = "" if TOKENADMIN_DEMO else env.str("REDIS_URL", default="")
 if REDIS_URL:
     Q_CLUSTER.pop("orm")
     Q_CLUSTER["redis"] = REDIS_URL
+
+# --- demo mode (`make demo`) -----------------------------------------------------------------
+if TOKENADMIN_DEMO:
+    # Lifetimes of the demo authorization server's tokens (shorter ones only for tests).
+    DEMO_ACCESS_SECONDS = env.int("TOKENADMIN_DEMO_ACCESS_SECONDS", default=120)
+    DEMO_GRANT_SECONDS = env.int("TOKENADMIN_DEMO_GRANT_SECONDS", default=900)
+    OAUTH2_PROVIDER = {
+        "OAUTH2_VALIDATOR_CLASS": "tokenadmin.demo.validator.DemoValidator",
+        "PKCE_REQUIRED": True,
+        "ACCESS_TOKEN_EXPIRE_SECONDS": DEMO_ACCESS_SECONDS,
+        # Rotating, with reuse detection; DOT's own expiry slides with each rotation, so the
+        # validator adds the absolute limit (DEMO_GRANT_SECONDS from consent) and says so in
+        # every token response (`refresh_token_expires_in`).
+        "ROTATE_REFRESH_TOKEN": True,
+        "REFRESH_TOKEN_REUSE_PROTECTION": True,
+        "REFRESH_TOKEN_EXPIRE_SECONDS": DEMO_GRANT_SECONDS,
+        "ALLOWED_REDIRECT_URI_SCHEMES": ["http", "https"],
+        "SCOPES": {"read": "Read your demo data"},
+        "DEFAULT_SCOPES": ["read"],
+    }

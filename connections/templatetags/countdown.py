@@ -4,12 +4,13 @@ The server writes the same words the script would ("in 3 h 12 min", "expired"), 
 without JavaScript (or before the script runs) says the right thing.
 """
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from django import template
-from django.conf import settings
 from django.utils import timezone
 from django.utils.html import format_html
+
+from connections.status import warning_window
 
 register = template.Library()
 
@@ -25,11 +26,6 @@ def describe_remaining(seconds: int) -> str:
     if seconds >= 60:
         return f"in {minutes} min {secs:02d} s"
     return f"in {secs} s"
-
-
-def warning_window() -> timedelta:
-    """Inside this window a reauthorize-by date shows red: the earliest reminder's lead time."""
-    return timedelta(days=max(settings.TOKENADMIN["WARNING_DAYS"], default=14))
 
 
 @register.simple_tag

@@ -6,7 +6,7 @@ the cluster runs each hour (the reminder job and the delivery task), run by two 
 The provider was described by nobody: its expiry kind, lifetime and rotation are learned from
 what it shows. Alerting is the install's defaults (`ensure_default_alerts`): every event to
 TOKENADMIN_ALERT_EMAILS and to the connection's owner contact, and the `days_until_expiry <= 10`
-reminder rule, with TOKENADMIN_WARNING_DAYS 14, 7, 3, 1.
+reminder rule, with TOKENADMIN_WARNING_LEAD_TIMES 14d, 7d, 3d, 1d.
 """
 
 from collections.abc import Iterator
@@ -39,7 +39,7 @@ DAILY = 86400  # access tokens live a day: the sweep refreshes (and rotates) onc
 def alerting(settings) -> None:
     settings.TOKENADMIN = settings.TOKENADMIN | {
         "SWEEP_INTERVAL_SECONDS": 3600,  # the sweep runs hourly here (simulation.py)
-        "WARNING_DAYS": [14, 7, 3, 1],
+        "WARNING_LEAD_TIMES": (14 * DAY, 7 * DAY, 3 * DAY, DAY),
         "ALERT_EMAILS": [OPS],
     }
     ensure_default_alerts()

@@ -1,4 +1,4 @@
-"""Reminders before a reauthorize-by date: one per lead time (TOKENADMIN_WARNING_DAYS and each
+"""Reminders before a reauthorize-by date: one per lead time (TOKENADMIN_WARNING_LEAD_TIMES and each
 rule's condition), never twice, none for a deadline no longer current; client-secret age."""
 
 from datetime import UTC, datetime, timedelta
@@ -271,7 +271,9 @@ def test_it_finds_the_day_a_condition_becomes_true(condition, thresholds):
 
 
 def test_it_adds_a_rules_threshold_only_when_no_configured_lead_covers_it(settings):
-    settings.TOKENADMIN = settings.TOKENADMIN | {"WARNING_DAYS": [14, 7, 3, 1]}
+    settings.TOKENADMIN = settings.TOKENADMIN | {
+        "WARNING_LEAD_TIMES": (14 * DAY, 7 * DAY, 3 * DAY, DAY)
+    }
     seven = AlertRule(pk=1, event=Event.EXPIRY_WARNING, condition="days_until_expiry <= 7")
     ten = AlertRule(pk=2, event=Event.EXPIRY_WARNING, condition="days_until_expiry <= 10")
 

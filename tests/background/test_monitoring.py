@@ -160,7 +160,7 @@ def test_it_warns_when_renewal_has_not_extended_a_sliding_token(clock):
 def test_it_warns_when_the_token_will_be_dead_at_a_consumers_next_run(clock, settings):
     # A weekly Monday 02:00 export; the token dies on Thursday. The 3-day window would open on
     # Monday evening — after the last run that can still work.
-    settings.TOKENADMIN = settings.TOKENADMIN | {"WARNING_DAYS": [3]}
+    settings.TOKENADMIN = settings.TOKENADMIN | {"WARNING_LEAD_TIMES": (3 * DAY,)}
     connection = absolute(datetime(2025, 3, 6, 12, 0, tzinfo=UTC))
     ConsumerSchedule.objects.create(
         connection=connection, label="weekly export", cron="0 2 * * 1", timezone="UTC"
@@ -174,7 +174,7 @@ def test_it_warns_when_the_token_will_be_dead_at_a_consumers_next_run(clock, set
 
 @pytest.mark.django_db
 def test_it_does_not_warn_about_a_run_before_the_deadline(clock, settings):
-    settings.TOKENADMIN = settings.TOKENADMIN | {"WARNING_DAYS": [3]}
+    settings.TOKENADMIN = settings.TOKENADMIN | {"WARNING_LEAD_TIMES": (3 * DAY,)}
     connection = absolute(datetime(2025, 3, 10, 2, 0, 1, tzinfo=UTC))  # a second after the run
     ConsumerSchedule.objects.create(connection=connection, label="weekly", cron="0 2 * * 1")
     assert monitoring.monitor_expiry() == {}
@@ -183,7 +183,7 @@ def test_it_does_not_warn_about_a_run_before_the_deadline(clock, settings):
 
 @pytest.mark.django_db
 def test_it_states_a_berlin_consumer_run_in_utc(clock, settings):
-    settings.TOKENADMIN = settings.TOKENADMIN | {"WARNING_DAYS": [3]}
+    settings.TOKENADMIN = settings.TOKENADMIN | {"WARNING_LEAD_TIMES": (3 * DAY,)}
     connection = absolute(datetime(2025, 3, 6, 12, 0, tzinfo=UTC))
     ConsumerSchedule.objects.create(
         connection=connection, label="weekly export", cron="0 2 * * 1", timezone="Europe/Berlin"

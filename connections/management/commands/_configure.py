@@ -4,7 +4,6 @@ shown as the option that carried it."""
 
 import argparse
 import os
-import re
 import sys
 from datetime import timedelta
 from typing import Any
@@ -13,6 +12,7 @@ from django.core.management.base import CommandError, CommandParser
 
 from connections.models import AuthMethod, BodyEncoding, RefreshExpiry
 from connections.services import ServiceError
+from tokenadmin.durations import parse_duration
 
 SECRET_ENV = "TOKENADMIN_CLIENT_SECRET"
 
@@ -48,18 +48,14 @@ CONSUMER_OPTIONS = {
     "run_minutes": "--run",
 }
 
-DURATION = re.compile(r"^(\d+)([dhms]?)$")
-UNITS = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds", "": "days"}
-
-
 def parse_lifetime(value: str) -> timedelta:
     """`90d`, `12h`, `30m`, `3600s`, or a bare number of days."""
-    match = DURATION.match(value.strip().lower())
-    if not match or int(match.group(1)) == 0:
+    try:
+        return parse_duration(value)
+    except ValueError:
         raise argparse.ArgumentTypeError(
             f"{value!r} is not a lifetime; use e.g. 90d, 12h, 30m, 3600s or 90 (days)"
-        )
-    return timedelta(**{UNITS[match.group(2)]: int(match.group(1))})
+        ) from None
 
 
 def parse_param(value: str) -> tuple[str, str]:
