@@ -15,7 +15,7 @@ Connection needs an authorization-code grant that yields a refresh token, and
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from functools import cache
 from pathlib import Path
@@ -123,6 +123,9 @@ class Preset:
 def _load_preset(data: dict[str, Any]) -> Preset:
     data = dict(data)
     data["source"] = tuple(data.get("source", ()))
+    unknown = sorted(set(data) - {f.name for f in fields(Preset)})
+    if unknown:
+        raise PresetError(f"preset {data.get('slug')}: unknown keys {unknown}")
     preset = Preset(**data)
     if preset.token_endpoint_auth_method not in AuthMethod.values:
         raise PresetError(f"preset {preset.slug}: bad token_endpoint_auth_method")
