@@ -326,7 +326,8 @@ def provider_from_issuer(issuer: str) -> Provider:
     try:
         meta = oauth.discover(issuer)
     except oauth.OAuthError as exc:
-        raise PresetError(f"Discovery failed for {issuer}: {exc}", field="issuer") from exc
+        reason = exc.description or exc.code
+        raise PresetError(f"Discovery failed for {issuer}: {reason}.", field="issuer") from exc
     existing = _same_issuer(meta.issuer)
     if existing is not None:
         return existing

@@ -41,21 +41,33 @@ def discover(issuer: str, *, timeout: float | None = None) -> ProviderMetadata:
     parts = urlsplit(issuer)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise OAuthError("invalid_issuer", f"{issuer!r} is not an absolute URL", permanent=True)
-    last_error: OAuthError | None = None
+    failures: list[tuple[str, OAuthError]] = []
     for url in _well_known_urls(issuer):
         try:
             doc = get_json(url, headers={}, timeout=timeout)
         except OAuthError as exc:
-            last_error = exc
+            failures.append((url, exc))
             continue
         return _metadata(doc, issuer=issuer, url=url)
-    assert last_error is not None
+    last_error = failures[-1][1]
+    tried = "; ".join(f"{url}: {_why(exc)}" for url, exc in failures)
     raise OAuthError(
         "discovery_failed",
-        f"no discovery document for {issuer}: {last_error}",
+        f"no discovery document ({tried})",
         permanent=last_error.permanent,
         http_status=last_error.http_status,
     )
+
+
+def _why(error: OAuthError) -> str:
+    """Why one well-known URL gave no document, in words a person can act on."""
+    if error.code == "connection_error":
+        return f"could not connect ({error.description})"
+    if error.code == "timeout":
+        return "no answer in time"
+    if error.http_status and error.http_status != 200:
+        return f"HTTP {error.http_status}"
+    return error.description or error.code  # "body is not JSON", "... not a JSON object"
 
 
 def _text(doc: dict[str, Any], name: str, url: str) -> str:
