@@ -27,6 +27,7 @@ from connections.admin_inlines import (
 from connections.forms import ConnectionAdminForm
 from connections.links import build_reauth_link
 from connections.models import Connection, ConsumerSchedule, Provider
+from connections.models.connection import DeadlineSource
 
 
 def _when(value: datetime | None) -> str:
@@ -283,8 +284,13 @@ class ConnectionAdmin(admin.ModelAdmin):
         )
 
     @admin.display(description="Reauthorize by")
-    def reauthorize_by(self, obj: Connection) -> datetime | None:
-        return obj.reauthorize_by
+    def reauthorize_by(self, obj: Connection) -> str:
+        """The date and why, or why there is none: "renewed automatically" is never "unknown"."""
+        deadline, source = obj.reauthorization_deadline
+        label = DeadlineSource(source).label
+        if deadline is None:
+            return label
+        return f"{_when(deadline)} ({label[0].lower()}{label[1:]})"
 
     @admin.display(description="Full history")
     def history_links(self, obj: Connection) -> str:

@@ -63,6 +63,25 @@ def test_it_lists_connections_without_secrets(admin_client, connection):
     assert_no_secrets(html)
 
 
+@pytest.mark.parametrize(
+    ("kind", "expires_in_days", "shown"),
+    [
+        ("absolute", 30, "(absolute refresh-token expiry)"),
+        ("sliding", 30, "None: renewed automatically (sliding)"),
+        ("unknown", None, "Unknown"),
+    ],
+)
+def test_it_says_why_a_connection_has_its_reauthorize_by_date_or_none(
+    admin_client, connection, kind, expires_in_days, shown
+):
+    Provider.objects.filter(pk=connection.provider_id).update(refresh_token_expiry=kind)
+    expires = timezone.now() + timedelta(days=expires_in_days) if expires_in_days else None
+    Connection.objects.filter(pk=connection.pk).update(refresh_expires_at=expires)
+    html = admin_client.get(changelist_url()).content.decode()
+    cell = html.split('<td class="field-reauthorize_by">', 1)[1].split("</td>", 1)[0]
+    assert shown in cell
+
+
 def test_it_searches_by_account_label(admin_client, connection):
     ConnectionFactory(name="Other", account_label="bob@example.com")
     response = admin_client.get(changelist_url(), {"q": "alice@"})
