@@ -195,9 +195,17 @@ class Connection(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    # Dashboard pages at /connections/<word>/ that a connection's page would otherwise shadow.
+    RESERVED_SLUGS = frozenset({"add", "discover"})
+
     def clean(self) -> None:
-        """A backup chain must end somewhere: the token service follows it when a primary cannot
-        serve, so a connection may not back itself up, directly or around a loop."""
+        """A slug must not name a dashboard page. A backup chain must end somewhere: the token
+        service follows it when a primary cannot serve, so a connection may not back itself up,
+        directly or around a loop."""
+        if self.slug in self.RESERVED_SLUGS:
+            raise ValidationError(
+                {"slug": f"{self.slug!r} names a dashboard page; choose another slug."}
+            )
         if self.backup_id is None or self.pk is None:
             return  # nothing can point back at a connection that is not saved yet
         if self.backup_id == self.pk:

@@ -136,6 +136,12 @@ def test_it_refuses_a_taken_slug_an_invalid_one_and_a_name_without_one():
     assert "give one" in refused("slug", provider=ProviderFactory(), name="!!!")
 
 
+def test_it_refuses_a_slug_that_names_a_dashboard_page():
+    for name in ("Add", "discover"):
+        assert "names a dashboard page" in refused("slug", provider=ProviderFactory(), name=name)
+    assert not Connection.objects.filter(slug__in=["add", "discover"]).exists()
+
+
 def test_it_needs_exactly_one_provider_source():
     assert "one way" in refused(None)
     refused("preset", provider=ProviderFactory(), preset="xero")
