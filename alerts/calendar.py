@@ -21,9 +21,9 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
-from alerts.messages import dashboard_url
 from alerts.models import CalendarKey
 from connections.models import Connection
+from connections.serving import dashboard_url
 from tokenadmin.hashing import sha256_hex
 
 ALARM_BEFORE = timedelta(days=5)

@@ -24,6 +24,7 @@ from alerts import emails
 from alerts.events import Alert
 from alerts.models import Channel, Event
 from connections.models import Connection
+from connections.serving import dashboard_url
 
 EMAIL_KINDS = {
     Event.EXPIRY_WARNING: "expiry_warning",
@@ -128,12 +129,6 @@ def days_until(moment: datetime, *, now: datetime) -> int:
     """Whole days left, rounded up: exactly 10 days before is 10, and `days_until_expiry <= 10`
     becomes true at that moment, not a day earlier."""
     return max(0, math.ceil((moment - now) / timedelta(days=1)))
-
-
-def dashboard_url(connection: Connection | None) -> str:
-    if connection is None:
-        return settings.SITE_URL + "/"
-    return f"{settings.SITE_URL}/connections/{connection.slug}/"
 
 
 def consumers_failing_after(

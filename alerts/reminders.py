@@ -8,9 +8,10 @@ computes leads from exact times, so each goes out within that long after its mom
 
 Once only: a reminder's `dedupe_key` is "<deadline>/T-<lead>" (T-7d, T-10m) and Notification's
 unique constraint (channel, connection, event, dedupe_key) makes a second one impossible, also
-with two jobs running. A reauthorization makes a new deadline, hence new keys; reminders are computed from the
-deadline in force now, so one for a deadline no longer current is never made. A job that ran
-late (or a connection created inside the window) sends the most urgent lead only, never a burst.
+with two jobs running. A reauthorization makes a new deadline, hence new keys; reminders are
+computed from the deadline in force now, so one for a deadline no longer current is never made. A
+job that ran late (or a connection created inside the window) sends the most urgent lead only,
+never a burst.
 
 Cost: one query for the rules, then per batch of connections one for them, one for their
 pipelines' schedules and one for the reminders already sent; only the reminders actually due

@@ -26,7 +26,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.utils import timezone
 
 from connections.lifecycle import (
@@ -258,13 +258,11 @@ def _reload(connection: Connection) -> Connection:
 # --- what a person must do next -----------------------------------------------------------
 
 
-def dashboard_url(connection: Connection) -> str:
-    """The connection's page on the dashboard (`SITE_URL` based)."""
-    try:
-        path = reverse("connection-detail", args=[connection.slug])
-    except NoReverseMatch:
-        path = f"{reverse('dashboard')}#connection-{connection.slug}"
-    return settings.SITE_URL + path
+def dashboard_url(connection: Connection | None) -> str:
+    """The connection's page on the dashboard, or the list without one (`SITE_URL` based)."""
+    if connection is None:
+        return settings.SITE_URL + reverse("dashboard")
+    return settings.SITE_URL + reverse("connection-detail", args=[connection.slug])
 
 
 def next_step(*, connection: Connection, error: TokenUnavailable) -> dict[str, Any]:
