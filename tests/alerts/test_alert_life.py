@@ -122,11 +122,12 @@ def first_hour_from(moment: datetime) -> datetime:
 
 def reminder(deadline: datetime, days: int) -> list[Received]:
     """The reminder `days` before `deadline`, as both recipients receive it."""
-    subject = (
-        f"[tokenadmin] Reauthorize {NAME} by {deadline:%Y-%m-%d %H:%M} UTC "
-        f"({days} day{'' if days == 1 else 's'} left)"
-    )
     at = first_hour_from(deadline - days * DAY)
+    left = f"{days} days left"
+    if days == 1:  # under a day, the subject says hours and minutes
+        hours, minutes = divmod(int((deadline - at).total_seconds()) // 60, 60)
+        left = f"in {hours} hours, {minutes} minutes"
+    subject = f"[tokenadmin] Reauthorize {NAME} by {deadline:%Y-%m-%d %H:%M} UTC ({left})"
     return [Received(at, to, Event.EXPIRY_WARNING, f"T-{days}d", subject) for to in (OPS, OWNER)]
 
 
