@@ -1,5 +1,6 @@
 # tokenadmin: developer and operator entry points.
 #   make run     web (gunicorn) + workers (qcluster), production-shaped, SQLite by default
+#   make demo    the same in demo mode: a built-in demo provider and a 15-minute grant to watch
 #   make test    ruff check, ruff format --check, pytest   (PYTEST_ARGS='-k foo -x')
 #   make bench   bench/run.py                               (BENCH_ARGS='...')
 #   make lint    ruff check --fix;   make fmt  ruff format (+ import sorting)
@@ -31,10 +32,10 @@ ALLOW_NO_TESTS ?=
 # Exported only so the test recipe can echo the arguments exactly as given.
 export PYTEST_ARGS
 
-.PHONY: help run test bench lint fmt clean distclean venv
+.PHONY: help run demo test bench lint fmt clean distclean venv
 
 help:
-	@sed -n '2,6s/^# \{0,1\}//p' Makefile
+	@sed -n '2,7s/^# \{0,1\}//p' Makefile
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +50,9 @@ venv: $(DEV_STAMP)
 
 run:
 	PYTHON=$(PYTHON) bash scripts/run.sh
+
+demo:
+	TOKENADMIN_DEMO=1 PYTHON=$(PYTHON) bash scripts/run.sh
 
 test: $(DEV_STAMP)
 	$(BIN)/ruff check .

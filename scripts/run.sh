@@ -9,6 +9,10 @@
 #   4. run gunicorn and qcluster in the foreground; Ctrl-C / SIGTERM stops both; if either
 #      dies the other is stopped and this script exits non-zero.
 #
+# TOKENADMIN_DEMO=1 (`make demo`): the same in demo mode (see tokenadmin/settings.py): installs
+# the `demo` extra, uses demo.sqlite3, and runs `manage.py demo_setup` (demo provider, connection,
+# a new admin password printed on every start) instead of ensure_admin.
+#
 # Environment (all optional): SITE_URL (the address people and providers use; written to .env),
 # PORT (default: SITE_URL's port, else 8000), WEB_CONCURRENCY (2 gunicorn workers), PYTHON (python
 # used to create .venv), STOP_TIMEOUT (seconds allowed for a graceful stop before SIGKILL, 35;
@@ -47,11 +51,14 @@ if [[ ! -x "$PY" ]]; then
     "$base_python" -m venv "$VENV" || die "'$base_python -m venv' failed (on Debian/Ubuntu: apt-get install python3.11-venv)"
 fi
 
+DEMO=""
+[[ "${TOKENADMIN_DEMO:-}" =~ ^(1|true|yes|on)$ ]] && DEMO=1
 pyproject_hash="$("$PY" -c 'import hashlib; print(hashlib.sha256(open("pyproject.toml", "rb").read()).hexdigest()[:16])')"
-stamp="$VENV/.installed-$pyproject_hash"
-if [[ ! -e "$stamp" ]]; then
-    log "installing tokenadmin into $VENV (pyproject.toml changed or first run)"
-    "$PY" -m pip install --quiet --disable-pip-version-check -e .
+stamp="$VENV/.installed-${DEMO:+demo-}$pyproject_hash"
+# A dev install (make test) includes the demo extra's django-oauth-toolkit.
+if [[ ! -e "$stamp" && ! -e "$VENV/.installed-dev-$pyproject_hash" ]]; then
+    log "installing tokenadmin${DEMO:+ with the demo extra} into $VENV (pyproject.toml changed or first run)"
+    "$PY" -m pip install --quiet --disable-pip-version-check -e ".${DEMO:+[demo]}"
     # Drop stamps of older pyproject versions (runtime only; the Makefile's dev stamps stay).
     find "$VENV" -maxdepth 1 -name '.installed-*' ! -name '.installed-dev-*' -delete
     touch "$stamp"
@@ -66,12 +73,13 @@ site_url="${bind#* }"
 export PORT
 "$PY" manage.py migrate --noinput
 "$PY" manage.py collectstatic --noinput --verbosity 0
-"$PY" manage.py ensure_admin
+[[ -n "$DEMO" ]] || "$PY" manage.py ensure_admin
 if "$PY" manage.py help setup_schedules >/dev/null 2>&1; then
     "$PY" manage.py setup_schedules
 else
     log "manage.py setup_schedules not available yet; skipping"
 fi
+[[ -z "$DEMO" ]] || "$PY" manage.py demo_setup
 
 # --- 4. web + workers ---------------------------------------------------------------------------
 # Each child runs in its own session/process group (setsid) so that a terminal Ctrl-C reaches

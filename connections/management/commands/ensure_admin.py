@@ -36,15 +36,21 @@ def ensure_admin(*, username: str = ADMIN_USERNAME) -> str | None:
     return password
 
 
-def credentials_box(*, username: str, password: str) -> str:
+def credentials_box(
+    *,
+    username: str,
+    password: str,
+    heading: str = "Created the superuser for the dashboard and /admin/:",
+    note: str = "This password will NOT be shown again. Store it now.",
+) -> str:
     """Return the one-time message showing the new admin credentials."""
     lines = [
-        "Created the superuser for the dashboard and /admin/:",
+        heading,
         "",
         f"    username: {username}",
         f"    password: {password}",
         "",
-        "This password will NOT be shown again. Store it now.",
+        note,
         f"(Reset it later with: manage.py changepassword {username})",
     ]
     width = max(len(line) for line in lines)
