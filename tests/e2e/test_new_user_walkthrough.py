@@ -14,107 +14,23 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import requests
 
-from tests.e2e.harness import CHROMIUM, OidcServer, TokenAdmin, skip_reason
+from tests.e2e.browser import consent_at_provider, new_page
+from tests.e2e.harness import OidcServer, TokenAdmin, skip_reason
 
 SKIP_REASON = skip_reason()
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(bool(SKIP_REASON), reason=SKIP_REASON or "")]
 
 SCREENSHOT_CONNECTED = Path("/tmp/e2e-connected.png")
 SCREENSHOT_NO_REFRESH = Path("/tmp/e2e-no-refresh-token.png")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 BURST = 20
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[OidcServer, TokenAdmin]]:
-    tmp_dir = tmp_path_factory.mktemp("e2e")
-    tokenadmin = TokenAdmin.prepare(tmp_dir)
-    if "connection" not in tokenadmin.manage("help", "--commands").stdout.split():
-        pytest.skip("manage.py connection is not available (connections/management/commands)")
-    oidc = OidcServer.start(tmp_dir, redirect_uri=tokenadmin.callback_url, access_ttl=60)
-    try:
-        tokenadmin.serve()
-        yield oidc, tokenadmin
-    finally:
-        tokenadmin.stop()
-        oidc.stop()
-        print(f"\n--- oidc-provider log ---\n{oidc.read_log()}")
-        print(f"\n--- gunicorn log ---\n{tokenadmin.read_log()}")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
-def new_page(browser: Any) -> Any:
-    """A fresh browser profile (a new user, no provider session) that stays on 127.0.0.1."""
-    context = browser.new_context()
-    # oidc-provider's dev pages import a Google font; the test must not depend on the internet.
-    context.route(re.compile(r"^https?://(?!127\.0\.0\.1[:/])"), lambda route: route.abort())
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-    return page
-
-
-def consent_at_provider(
-    page: Any, link: str, oidc: OidcServer, tokenadmin: TokenAdmin, *, login: str = "alice"
-) -> tuple[Any, dict[str, str]]:
-    """Open a reauthorization link, sign in as `login` and approve at oidc-provider.
-
-    Returns tokenadmin's callback response and the query of the authorization request the link
-    redirected to.
-    """
-    authorize_requests: list[str] = []
-    page.on(
-        "request",
-        lambda request: (
-            authorize_requests.append(request.url)
-            if request.url.startswith(oidc.issuer + "/auth?")
-            else None
-        ),
-    )
-    page.goto(link)
-    assert authorize_requests, f"the link did not lead to {oidc.issuer}/auth"
-    assert page.url.startswith(oidc.issuer + "/interaction/"), page.url
-    # oidc-provider's dev login page: any login and password are accepted.
-    assert page.inner_text("h1") == "Sign-in", page.content()
-    page.fill("input[name=login]", login)
-    page.fill("input[name=password]", "any password")
-    page.click("button[type=submit]")
-    page.wait_for_url(re.compile(re.escape(oidc.issuer) + r"/interaction/"))
-    assert page.inner_text("h1") == "Authorize", page.content()
-    with page.expect_response(lambda r: r.url.startswith(tokenadmin.callback_url)) as callback:
-        page.click("button[type=submit]")  # "Continue" on the consent page
-    page.wait_for_load_state()
-    return callback.value, dict(parse_qsl(urlsplit(authorize_requests[0]).query))
 
 
 def connection_create(tokenadmin: TokenAdmin, oidc: OidcServer, name: str, *source: str) -> dict:
