@@ -78,15 +78,29 @@ def observed_refresh_expiry(
     return None, ExpirySource.UNKNOWN
 
 
+def _same_as_before(read: datetime, before: datetime | None) -> datetime:
+    """`before` when `read` is the same moment read again, else `read`.
+
+    A lifetime in seconds counted from a moment we know only to within the request's latency
+    gives the same deadline a second or so apart on every refresh. Keeping the one already
+    stored keeps what people see still, and keeps the reminders keyed by it from starting over
+    (a reminder per refresh).
+    """
+    if before is not None and abs(read - before) <= SAME_EXPIRY_TOLERANCE:
+        return before
+    return read
+
+
 def hard_cap(
     token: TokenResponse, connection: Connection, *, now: datetime, new_grant: bool
 ) -> datetime | None:
     """The grant's hard cap, which no renewal extends: from this response, else the one an
     earlier response of the same grant gave (a new consent starts without one)."""
+    before = None if new_grant else connection.refresh_hard_expires_at
     seconds = token.refresh_hard_expires_in
     if seconds is not None and seconds > 0:
-        return now + timedelta(seconds=seconds)
-    return None if new_grant else connection.refresh_hard_expires_at
+        return _same_as_before(now + timedelta(seconds=seconds), before)
+    return before
 
 
 def uncapped_refresh_expiry(
@@ -98,9 +112,11 @@ def uncapped_refresh_expiry(
     introspected: datetime | None = None,
 ) -> tuple[datetime | None, str]:
     """The refresh token's expiry before the hard cap is applied (see `refresh_expiry`)."""
-    observed = observed_refresh_expiry(token, now=now, introspected=introspected)
-    if observed[0] is not None:
-        return observed
+    observed, observed_source = observed_refresh_expiry(token, now=now, introspected=introspected)
+    if observed is not None:
+        if not new_grant and connection.refresh_expiry_source in OBSERVED_SOURCES:
+            observed = _same_as_before(observed, connection.refresh_expires_at)
+        return observed, observed_source
     kind = connection.refresh_expiry_kind
     lifetime = connection.effective_refresh_lifetime
     configured = (

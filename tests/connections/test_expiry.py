@@ -276,6 +276,61 @@ def test_it_takes_a_new_hard_cap_from_the_response():
     assert hard_cap(parsed, conn, now=NOW, new_grant=False) == NOW + timedelta(days=1)
 
 
+# --- the same deadline read again ----------------------------------------------------------
+# "expires in N s" is counted from a moment known only to within the request's latency: read on
+# every refresh it lands a second or so apart. A stored deadline that jittered would restart
+# the reminders keyed by it on every refresh (seen in `make demo`: a warning a minute).
+
+STORED = NOW + timedelta(minutes=9, seconds=0.6)
+
+
+def remaining(seconds: int, **more: int) -> oauth.TokenResponse:
+    return parse_token(
+        {"access_token": "a", "refresh_token": "r", "refresh_token_expires_in": seconds} | more
+    )
+
+
+def test_it_keeps_a_deadline_it_reads_again_a_second_apart():
+    conn = connection(
+        kind=RefreshExpiry.ABSOLUTE,
+        refresh_expires_at=STORED,
+        refresh_expiry_source=ExpirySource.RESPONSE,
+    )
+    assert refresh_expiry(remaining(540), conn, now=NOW, new_grant=False) == (
+        STORED,
+        ExpirySource.RESPONSE,
+    )
+
+
+def test_it_takes_a_deadline_that_moved_by_more_than_the_tolerance():
+    conn = connection(
+        kind=RefreshExpiry.SLIDING,
+        refresh_expires_at=STORED,
+        refresh_expiry_source=ExpirySource.RESPONSE,
+    )
+    later = refresh_expiry(remaining(540 + 61), conn, now=NOW, new_grant=False)
+    assert later == (NOW + timedelta(seconds=601), ExpirySource.RESPONSE)
+
+
+def test_it_reads_a_new_grants_deadline_as_said():
+    conn = connection(refresh_expires_at=STORED, refresh_expiry_source=ExpirySource.RESPONSE)
+    at = refresh_expiry(remaining(540), conn, now=NOW, new_grant=True)
+    assert at == (NOW + timedelta(seconds=540), ExpirySource.RESPONSE)
+
+
+def test_it_replaces_a_configured_deadline_with_the_providers_word():
+    conn = connection(refresh_expires_at=STORED, refresh_expiry_source=ExpirySource.POLICY)
+    at = refresh_expiry(remaining(540), conn, now=NOW, new_grant=False)
+    assert at == (NOW + timedelta(seconds=540), ExpirySource.RESPONSE)
+
+
+def test_it_keeps_a_hard_cap_it_reads_again_a_second_apart():
+    conn = connection(refresh_hard_expires_at=STORED)
+    capped = remaining(86_400, x_refresh_token_hard_expires_in=540)
+    assert hard_cap(capped, conn, now=NOW, new_grant=False) == STORED
+    assert hard_cap(capped, conn, now=NOW, new_grant=True) == NOW + timedelta(seconds=540)
+
+
 # --- access_token_valid_for at the boundary ------------------------------------------------
 
 
