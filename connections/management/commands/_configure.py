@@ -48,6 +48,7 @@ CONSUMER_OPTIONS = {
     "run_minutes": "--run",
 }
 
+
 def parse_lifetime(value: str) -> timedelta:
     """`90d`, `12h`, `30m`, `3600s`, or a bare number of days."""
     try:
