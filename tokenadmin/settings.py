@@ -299,5 +299,6 @@ if TOKENADMIN_DEMO:
         "DEFAULT_SCOPES": ["read"],
     }
     # The console is where the demo's refreshes and alert emails show: keep django-q's
-    # per-task lines (six schedules a minute) off it.
-    Q_CLUSTER["log_level"] = "WARNING"
+    # per-task lines (six schedules a minute) off it. (Its `log_level` applies only when no
+    # handler exists up the tree, and the root one does.)
+    LOGGING["loggers"]["django-q"] = {"level": "WARNING"}

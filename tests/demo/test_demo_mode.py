@@ -37,6 +37,7 @@ print(json.dumps({
     "dot": getattr(settings, "OAUTH2_PROVIDER", None),
     "leads": [lead.total_seconds() for lead in settings.TOKENADMIN["WARNING_LEAD_TIMES"]],
     "alert_emails": settings.TOKENADMIN["ALERT_EMAILS"],
+    "django_q_log": settings.LOGGING["loggers"].get("django-q"),
 }, default=str))
 """
 # What a real deployment might have in its environment: the demo must use none of it.
@@ -77,6 +78,7 @@ def test_outside_demo_mode_nothing_of_the_demo_is_installed_or_routed():
     assert found["redis"] == DEPLOYMENT_ENV["REDIS_URL"]
     assert found["leads"] == [days * 86400 for days in (14, 7, 3, 1)]
     assert found["alert_emails"] == []
+    assert found["django_q_log"] is None
 
 
 def test_demo_mode_installs_and_routes_the_demo_provider_on_its_own_database():
@@ -88,6 +90,7 @@ def test_demo_mode_installs_and_routes_the_demo_provider_on_its_own_database():
     assert found["redis"] == ""
     assert found["leads"] == [600, 300]
     assert found["alert_emails"] == ["demo-alerts@example.com"]
+    assert found["django_q_log"] == {"level": "WARNING"}  # the console shows the demo's events
     dot = found["dot"]
     # Access tokens of 2 minutes; rotating refresh tokens; a 15-minute grant.
     assert (dot["ACCESS_TOKEN_EXPIRE_SECONDS"], dot["REFRESH_TOKEN_EXPIRE_SECONDS"]) == (120, 900)
