@@ -12,6 +12,16 @@ pytest_plugins = ["tests.authserver.pytest_plugin"]
 
 IS_POSTGRES = os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://"))
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# Debian's Chromium run headless by Playwright (`playwright install` cannot download here).
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -35,7 +35,7 @@ from tests.alerts.life import FOOTER, LINK
 from tests.alerts.smtp import Delivered, SmtpInbox
 from tests.authserver.harness import AuthServer
 from tests.background.cluster import Background, QCluster, background, declare_schedules, wait_for
-from tests.conftest import CHROMIUM
+from tests.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.databases import test_database_url
 from tests.factories import provider_for
 
@@ -46,15 +46,6 @@ DELIVERY_BUDGET = 60.0  # seconds from the status change to the email (the issue
 # The sweep runs every minute on the scheduler's 30-s ticks; the first one ~30 s after start.
 DETECTION_WITHIN = 150.0
 SCREENSHOT = Path("/tmp/alerts-smtp-e2e-reauthorized.png")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 @pytest.fixture

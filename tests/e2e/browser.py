@@ -11,16 +11,6 @@ from urllib.parse import parse_qsl, urlsplit
 
 from tests.e2e.harness import OidcServer, TokenAdmin
 
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
 
 def new_page(browser: Any) -> Any:
     """A fresh browser profile (a new user, no provider session) that stays on 127.0.0.1."""

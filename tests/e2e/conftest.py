@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.browser import CHROMIUM_ARGS
+from tests.conftest import CHROMIUM_ARGS
 from tests.e2e.harness import CHROMIUM, OidcServer, TokenAdmin
 
 
