@@ -6,7 +6,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from connections.models import Connection
+from connections.models import Connection, RefreshExpiry
 from tests.factories import ConnectionFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -14,10 +14,47 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 @pytest.fixture
 def fleet(transactional_db: None) -> None:
-    soon = timezone.now() + timedelta(minutes=20)
-    ConnectionFactory(name="Nightly analytics", authorized=True, access_expires_at=soon)
-    ConnectionFactory(name="CRM sync", authorized=True, status=Connection.Status.NEEDS_REAUTH)
-    ConnectionFactory(name="Ads export", authorized=True)
+    """Rows in the states a person triages (also what the README's screenshot shows)."""
+    now = timezone.now()
+    absolute = {"provider__refresh_token_expiry": RefreshExpiry.ABSOLUTE}
+    sliding = {"provider__refresh_token_expiry": RefreshExpiry.SLIDING}
+    ConnectionFactory(
+        name="Nightly analytics",
+        authorized=True,
+        provider__name="LinkedIn",
+        account_label="marketing@acme.example",
+        access_expires_at=now + timedelta(minutes=20),
+        refresh_expires_at=now + timedelta(days=5, hours=3),
+        last_refreshed_at=now - timedelta(minutes=40),
+        status=Connection.Status.EXPIRING,
+        **absolute,
+    )
+    ConnectionFactory(
+        name="CRM sync",
+        authorized=True,
+        provider__name="Salesforce",
+        account_label="ops@acme.example",
+        status=Connection.Status.NEEDS_REAUTH,
+        status_reason="the provider refused the refresh token (invalid_grant)",
+    )
+    backup = ConnectionFactory(
+        name="Ads reporting (backup)",
+        authorized=True,
+        provider__name="Microsoft Entra ID",
+        account_label="ads-backup@acme.example",
+        last_refreshed_at=now - timedelta(minutes=5),
+        **sliding,
+    )
+    ConnectionFactory(
+        name="Ads reporting",
+        authorized=True,
+        provider__name="Microsoft Entra ID",
+        account_label="ads@acme.example",
+        backup=backup,
+        refresh_expires_at=now + timedelta(days=88),
+        last_refreshed_at=now - timedelta(minutes=12),
+        **sliding,
+    )
 
 
 def test_a_countdown_ticks(fleet, staff_page, screenshot):
