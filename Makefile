@@ -65,7 +65,13 @@ test: $(DEV_STAMP)
 	fi; \
 	exit $$rc
 
+# The token API bench needs the wrk load generator (a system package); fetched here where apt can.
 bench: $(DEV_STAMP)
+	@command -v wrk >/dev/null 2>&1 || { \
+	  echo "make bench: installing wrk (the token API bench's load generator) with apt-get"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get install -y -qq wrk; else sudo -n apt-get install -y -qq wrk; fi \
+	    || echo "make bench: could not install wrk; the token API bench will say how"; \
+	}
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 lint: $(DEV_STAMP)
