@@ -29,7 +29,7 @@ from django.utils.text import slugify
 
 from connections import oauth
 from connections.models import AuthMethod, BodyEncoding, Provider, RefreshExpiry
-from connections.models.provider import validate_token_request
+from connections.models.provider import pkce_error, validate_token_request
 
 PRESETS_FILE = Path(__file__).with_name("presets.json")
 
@@ -129,6 +129,8 @@ def _load_preset(data: dict[str, Any]) -> Preset:
     preset = Preset(**data)
     if preset.token_endpoint_auth_method not in AuthMethod.values:
         raise PresetError(f"preset {preset.slug}: bad token_endpoint_auth_method")
+    if error := pkce_error(auth_method=preset.token_endpoint_auth_method, use_pkce=preset.use_pkce):
+        raise PresetError(f"preset {preset.slug}: {error}")
     if preset.refresh_token_expiry not in RefreshExpiry.values:
         raise PresetError(f"preset {preset.slug}: bad refresh_token_expiry")
     undocumented = set(preset.placeholders()) ^ set(preset.params)
@@ -358,14 +360,15 @@ def provider_from_urls(
     *,
     revoke_url: str = "",
     userinfo_url: str = "",
-    auth_method: str = AuthMethod.CLIENT_SECRET_BASIC,
+    auth_method: str | None = None,
     token_request: Mapping[str, Any] | None = None,
 ) -> Provider:
     """A Provider from typed-in endpoints; reused if one has the same two endpoints.
 
-    `token_request` holds the token-request quirks (`TOKEN_REQUEST_FIELDS`; None or empty: the
-    plain RFC 6749 request). Reusing a provider whose quirks differ from those given is refused:
-    it would change the token requests of every connection at it.
+    `auth_method` is the client authentication (None: client_secret_basic for a new provider)
+    and `token_request` holds the token-request quirks (`TOKEN_REQUEST_FIELDS`; None or empty:
+    the plain RFC 6749 request). Reusing a provider whose client authentication or quirks differ
+    from those given is refused: it would change the token requests of every connection at it.
     Token behaviour is unknown until a token response or an override says otherwise.
     """
     endpoints = {
@@ -377,7 +380,7 @@ def provider_from_urls(
     for name, url in endpoints.items():
         if url or name in ("authorize_url", "token_url"):
             validate_url(url, what=ENDPOINT_LABELS[name], field=name)
-    if auth_method not in AuthMethod.values:
+    if auth_method is not None and auth_method not in AuthMethod.values:
         raise PresetError(
             f"Unknown client authentication method {auth_method!r}.", field="auth_method"
         )
@@ -385,12 +388,14 @@ def provider_from_urls(
     existing = Provider.objects.filter(authorize_url=authorize_url, token_url=token_url).first()
     if existing is not None:
         given = {name: value for name, value in quirks.items() if value != _PLAIN[name]}
+        if auth_method is not None:
+            given["token_endpoint_auth_method"] = auth_method
         differ = [name for name, value in given.items() if getattr(existing, name) != value]
         if differ:
             raise PresetError(
                 f"Provider {existing.slug!r} already has these endpoints, with other token-request "
                 "settings; edit the provider instead, or leave them out to use it as it is.",
-                field=differ[0],
+                field=_GIVEN_AS.get(differ[0], differ[0]),
             )
         return existing
     host = urlsplit(token_url).netloc
@@ -401,12 +406,13 @@ def provider_from_urls(
         token_url=token_url,
         revoke_url=revoke_url,
         userinfo_url=userinfo_url,
-        token_endpoint_auth_method=auth_method,
+        token_endpoint_auth_method=auth_method or AuthMethod.CLIENT_SECRET_BASIC,
         **quirks,
     )
 
 
 _PLAIN = {"token_request_params": {}, "token_request_headers": {}, "token_request_encoding": "form"}
+_GIVEN_AS = {"token_endpoint_auth_method": "auth_method"}  # the argument that carried it
 
 
 def _token_request_quirks(given: Mapping[str, Any]) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from django.utils.text import slugify
 
 from connections import serving
 from connections.models import ApiKey, AuthMethod, Connection, ConsumerSchedule, Provider
+from connections.models.provider import client_secret_error
 from connections.presets import (
     ENDPOINT_LABELS,
     REFRESH_SCOPES,
@@ -115,17 +116,17 @@ def connection_create(
     `userinfo_url`, `auth_method`, and the token-request quirks `token_request_params`,
     `token_request_headers`, `token_request_encoding`). The slug defaults to the slugified name.
 
-    Everything but the provider is validated first, so a bad value never leaves a provider made
-    or discovered behind.
+    `client_secret` is blank exactly for a public client (the provider's client authentication
+    is `none`). Everything but the provider is validated first, and the secret against the
+    client authentication the source declares, so a bad value never leaves a provider made or
+    discovered behind.
     """
-    if not client_secret:
-        raise ServiceError("A client secret is required.", field="client_secret")
     connection = Connection(
         name=name,
         slug=_new_connection_slug(slug, name),
         client_id=client_id,
         client_secret=client_secret,
-        client_secret_set_at=timezone.now(),
+        client_secret_set_at=timezone.now() if client_secret else None,
         backup=backup,
         contact_email=contact_email,
         expected_account=expected_account,
@@ -138,6 +139,7 @@ def connection_create(
         connection.refresh_threshold = refresh_threshold
     _validate(connection, exclude=["provider"])
     connection.provider, notes = _provider_from_source(
+        has_secret=bool(client_secret),
         provider=provider,
         preset=preset,
         preset_params=preset_params,
@@ -168,7 +170,8 @@ def connection_create(
 def connection_update(
     *, connection: Connection, changes: Mapping[str, Any], client_secret: str | None = None
 ) -> ConnectionSaved:
-    """Edit allow-listed settings (and the secret, when one is given) and recompute due times.
+    """Edit allow-listed settings (and the secret, when one is given: blank removes it, which
+    only a public client's provider allows) and recompute due times.
 
     Only the edited columns are written: `connection` may have been loaded before a refresh
     rotated its tokens, and writing its stale copy back would lose the grant (rules 3 and 4).
@@ -185,9 +188,8 @@ def connection_update(
             fields.append("scopes")
             notes.append(_refresh_scope_note(added, connection.provider))
     if client_secret is not None:
-        if not client_secret:
-            raise ServiceError("A client secret cannot be blank.", field="client_secret")
-        connection.client_secret, connection.client_secret_set_at = client_secret, timezone.now()
+        connection.client_secret = client_secret
+        connection.client_secret_set_at = timezone.now() if client_secret else None
         fields += ["client_secret", "client_secret_set_at"]
     _validate(connection)
     try:
@@ -324,13 +326,17 @@ def _new_connection_slug(slug: str | None, name: str) -> str:
 
 def _provider_from_source(
     *,
+    has_secret: bool,
     provider: Provider | None,
     preset: str | None,
     preset_params: Mapping[str, str] | None,
     issuer: str | None,
     endpoints: dict[str, Any],
 ) -> tuple[Provider, list[str]]:
-    """The provider from the one source given, and notes about it (a preset's gotchas)."""
+    """The provider from the one source given, and notes about it (a preset's gotchas).
+
+    A new provider is made only when the client secret fits the client authentication its
+    source declares (`Connection.clean` checks the provider finally made or reused)."""
     sources = {"provider": provider, "preset": preset, "issuer": issuer}
     sources["authorize_url"] = endpoints["authorize_url"]
     given = [name for name, value in sources.items() if value]
@@ -362,20 +368,30 @@ def _provider_from_source(
             return provider, []
         if preset:
             found = get_preset(preset)
+            _check_secret(found.token_endpoint_auth_method, has_secret=has_secret)
             made = provider_from_preset(found.slug, params=dict(preset_params or {}))
             return made, [f"Note on preset {found.slug}: {found.notes}"] if found.notes else []
         if issuer:
+            # Discovery picks client_secret_basic or client_secret_post: a secret is needed.
+            _check_secret(AuthMethod.CLIENT_SECRET_BASIC, has_secret=has_secret)
             return provider_from_issuer(issuer), []
+        auth_method = endpoints["auth_method"]
+        _check_secret(auth_method or AuthMethod.CLIENT_SECRET_BASIC, has_secret=has_secret)
         return provider_from_urls(
             endpoints["authorize_url"] or "",
             endpoints["token_url"] or "",
             revoke_url=endpoints["revoke_url"] or "",
             userinfo_url=endpoints["userinfo_url"] or "",
-            auth_method=endpoints["auth_method"] or AuthMethod.CLIENT_SECRET_BASIC,
+            auth_method=auth_method,
             token_request={name: endpoints[name] for name in TOKEN_REQUEST_FIELDS},
         ), []
     except PresetError as exc:
         raise ServiceError(str(exc), field=exc.field) from exc
+
+
+def _check_secret(auth_method: str, *, has_secret: bool) -> None:
+    if error := client_secret_error(auth_method=auth_method, has_secret=has_secret):
+        raise ServiceError(error, field="client_secret")
 
 
 def _scope_text(scopes: str | Iterable[str]) -> str:

@@ -15,7 +15,12 @@ from django.db.models import Q
 from django.utils import timezone
 from django_cryptography.fields import encrypt
 
-from connections.models.provider import ExpirySource, Provider, RefreshExpiry
+from connections.models.provider import (
+    ExpirySource,
+    Provider,
+    RefreshExpiry,
+    client_secret_error,
+)
 from connections.signals import announce_alert_source
 from tokenadmin.hashing import sha256_hex
 
@@ -199,13 +204,21 @@ class Connection(models.Model):
     RESERVED_SLUGS = frozenset({"add", "discover"})
 
     def clean(self) -> None:
-        """A slug must not name a dashboard page. A backup chain must end somewhere: the token
-        service follows it when a primary cannot serve, so a connection may not back itself up,
-        directly or around a loop."""
+        """A slug must not name a dashboard page. The client secret is there exactly when the
+        provider's client authentication needs one (a public client has none). A backup chain
+        must end somewhere: the token service follows it when a primary cannot serve, so a
+        connection may not back itself up, directly or around a loop."""
         if self.slug in self.RESERVED_SLUGS:
             raise ValidationError(
                 {"slug": f"{self.slug!r} names a dashboard page; choose another slug."}
             )
+        if self.provider_id is not None and (
+            error := client_secret_error(
+                auth_method=self.provider.token_endpoint_auth_method,
+                has_secret=bool(self.client_secret),
+            )
+        ):
+            raise ValidationError({"client_secret": error})
         if self.backup_id is None or self.pk is None:
             return  # nothing can point back at a connection that is not saved yet
         if self.backup_id == self.pk:

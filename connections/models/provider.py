@@ -10,8 +10,34 @@ from django.db import models
 
 
 class AuthMethod(models.TextChoices):
+    """How the client authenticates at the token endpoint (RFC 6749 §2.3.1; RFC 7591 §2)."""
+
     CLIENT_SECRET_BASIC = "client_secret_basic", "HTTP Basic (client_secret_basic)"
     CLIENT_SECRET_POST = "client_secret_post", "Form body (client_secret_post)"
+    # A public client (RFC 6749 §2.1): client_id in the body, no secret; PKCE protects the code.
+    NONE = "none", "No secret: public client with PKCE (none)"
+
+
+def client_secret_error(*, auth_method: str, has_secret: bool) -> str | None:
+    """Why a connection's client secret does not fit its provider's client authentication, or
+    None when it does: every method but `none` needs one; a public client has none, and a secret
+    given for it would be stored but never sent, which only hides a misconfiguration."""
+    if auth_method == AuthMethod.NONE and has_secret:
+        return (
+            "The provider's client authentication is none (a public client, RFC 7591 §2): it "
+            "has no client secret and tokenadmin never sends one. Leave the secret out."
+        )
+    if auth_method != AuthMethod.NONE and not has_secret:
+        return f"A client secret is required: the provider authenticates with {auth_method}."
+    return None
+
+
+def pkce_error(*, auth_method: str, use_pkce: bool) -> str | None:
+    """A public client must use PKCE: with no secret, the code verifier (RFC 7636 §1) is all
+    that stops an intercepted authorization code from being redeemed (RFC 9700 §2.1.1)."""
+    if auth_method == AuthMethod.NONE and not use_pkce:
+        return "A public client (client authentication none) must use PKCE."
+    return None
 
 
 class BodyEncoding(models.TextChoices):
@@ -191,3 +217,37 @@ class Provider(models.Model):
     def clean(self) -> None:
         # The encoding's choices are checked with the field itself.
         validate_token_request(params=self.token_request_params, headers=self.token_request_headers)
+        if error := pkce_error(auth_method=self.token_endpoint_auth_method, use_pkce=self.use_pkce):
+            raise ValidationError({"use_pkce": error})
+        if misfits := self.connections_misfit_by_auth_method():
+            raise ValidationError(
+                {
+                    "token_endpoint_auth_method": (
+                        f"Connections {', '.join(misfits)} would not fit it: a public client "
+                        "(none) has no client secret and every other method needs one. Move "
+                        "them to another provider first."
+                    )
+                }
+            )
+
+    def connections_misfit_by_auth_method(self) -> list[str]:
+        """Slugs of this provider's connections whose client secret (present or not) would not
+        fit the client authentication as edited; [] when the edit keeps public or not."""
+        if self.pk is None:
+            return []
+        stored = (
+            Provider.objects.filter(pk=self.pk)
+            .values_list("token_endpoint_auth_method", flat=True)
+            .first()
+        )
+        public = AuthMethod.NONE
+        if stored is None or (stored == public) == (self.token_endpoint_auth_method == public):
+            return []
+        return [
+            connection.slug
+            for connection in self.connections.only("slug", "client_secret").order_by("slug")
+            if client_secret_error(
+                auth_method=self.token_endpoint_auth_method,
+                has_secret=bool(connection.client_secret),
+            )
+        ]

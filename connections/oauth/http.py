@@ -37,9 +37,9 @@ class Client:
     """What a call needs to authenticate as the OAuth client."""
 
     client_id: str
-    client_secret: str
+    client_secret: str  # "" for a public client
     token_url: str
-    auth_method: str = "client_secret_basic"
+    auth_method: str = "client_secret_basic"  # or client_secret_post, or none (public client)
     timeout: float | None = None
     # The provider's token-request quirks (Provider.token_request_*), validated there.
     token_params: Mapping[str, str] = field(default_factory=dict)

@@ -22,9 +22,11 @@ def probe(url: str, *, access_token: str, timeout: float | None = None) -> int:
 def introspect(client: Client, url: str, *, token: str, hint: str) -> dict[str, Any]:
     """RFC 7662 token introspection, authenticated as the client."""
     data = {"token": token, "token_type_hint": hint}
+    auth = None
     if client.auth_method == "client_secret_post":
         data |= {"client_id": client.client_id, "client_secret": client.client_secret}
-        auth = None
+    elif client.auth_method == "none":  # a public client names itself (RFC 6749 §3.2.1)
+        data["client_id"] = client.client_id
     else:
         auth = (client.client_id, client.client_secret)
     return get_json(url, headers={}, timeout=client.timeout, method="POST", data=data, auth=auth)

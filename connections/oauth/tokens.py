@@ -149,10 +149,11 @@ def parse_token(body: dict[str, Any]) -> TokenResponse:
 
 
 class _TokenRequestAuth(requests.auth.AuthBase):
-    """Client authentication (authlib's, RFC 6749 §2.3.1), then the body in the provider's
-    encoding: for `json`, the whole form (grant, code or refresh token, redirect URI, PKCE
-    verifier, extra parameters, and the client credentials when they go in the body) is sent
-    as one JSON object, as Atlassian, Notion and Looker document."""
+    """Client authentication (authlib's, RFC 6749 §2.3.1; for `none`, a public client, only
+    `client_id` in the body, RFC 6749 §3.2.1), then the body in the provider's encoding: for
+    `json`, the whole form (grant, code or refresh token, redirect URI, PKCE verifier, extra
+    parameters, and the client credentials when they go in the body) is sent as one JSON
+    object, as Atlassian, Notion and Looker document."""
 
     def __init__(self, client: Client) -> None:
         self.client_auth = OAuth2ClientAuth(
@@ -187,6 +188,9 @@ def _session(client: Client, **kwargs: Any) -> OAuth2Session:
         client_id=client.client_id,
         client_secret=client.client_secret,
         token_endpoint_auth_method=client.auth_method,
+        # RFC 7009 §2.1: the client authenticates as at the token endpoint (authlib's default
+        # would be client_secret_basic whenever there is a secret).
+        revocation_endpoint_auth_method=client.auth_method,
         default_timeout=timeouts(client.timeout),
         **kwargs,
     )

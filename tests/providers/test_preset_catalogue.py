@@ -169,6 +169,7 @@ def broken(slug: str = "shopify", **changes: object) -> dict:
         (broken(params={}), "placeholders and params differ"),
         (broken(refresh_token_expiry="sometimes"), "bad refresh_token_expiry"),
         (broken(token_endpoint_auth_method="private_key_jwt"), "bad token_endpoint_auth_method"),
+        (broken(token_endpoint_auth_method="none", use_pkce=False), "must use PKCE"),
     ],
 )
 def test_the_loader_refuses_a_faulty_preset_naming_it(item, words):
