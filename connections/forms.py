@@ -18,7 +18,8 @@ class ConnectionAdminForm(forms.ModelForm):
     """The connection form with a write-only client secret.
 
     The secret is typed into a password input that is never pre-filled. On edit, leaving it blank
-    keeps the stored secret, so an admin can change a scope without knowing the secret.
+    keeps the stored secret, so an admin can change a scope without knowing the secret. On add,
+    blank is for a public client; the model says whether the provider needs a secret.
     """
 
     # Django 6 will assume https for scheme-less URLs; say so now (and silence the warning).
@@ -40,8 +41,24 @@ class ConnectionAdminForm(forms.ModelForm):
         if self.instance.pk:
             field.help_text = "Write-only. Leave blank to keep the stored secret."
         else:
-            field.required = True
-            field.help_text = "Write-only: it is stored encrypted and never shown again."
+            field.help_text = (
+                "Write-only: it is stored encrypted and never shown again. Blank for a public "
+                "client (a provider whose client authentication is none)."
+            )
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        # The model checks the secret against the provider's client authentication: show it
+        # the one typed (blank on edit keeps the stored one).
+        if typed := cleaned.get("new_client_secret"):
+            self.instance.client_secret = typed
+        return cleaned
+
+    def _update_errors(self, errors: forms.ValidationError) -> None:
+        # The model's `client_secret` is typed into `new_client_secret` here.
+        if hasattr(errors, "error_dict") and "client_secret" in errors.error_dict:
+            errors.error_dict["new_client_secret"] = errors.error_dict.pop("client_secret")
+        super()._update_errors(errors)
 
     def typed_secret(self) -> str | None:
         """The new client secret, or None to keep the stored one."""
@@ -158,8 +175,10 @@ class ConnectionAddForm(_ConnectionPageFields):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["client_secret"].required = True
-        self.fields["client_secret"].help_text = "Write-only: stored encrypted, never shown again."
+        self.fields["client_secret"].help_text = (
+            "Write-only: stored encrypted, never shown again. Blank for a public client "
+            "(client authentication none, as the Looker preset)."
+        )
         presets = [(preset.slug, preset.name) for preset in list_presets()]
         self.fields["preset"].choices = [("", "Choose a preset…"), *presets]
 

@@ -89,7 +89,8 @@ def add_create_arguments(create: CommandParser, exit_codes_help: str) -> None:
         "Create a pending connection and print the link that authorizes it.\n\n"
         "The client secret comes from --client-secret, --client-secret-file PATH ('-' for "
         f"stdin) or the environment variable {SECRET_ENV}; the last two keep it out of "
-        "shell history and process lists.\n\n" + exit_codes_help
+        "shell history and process lists. A public client (client authentication none, as "
+        "the looker preset) has no secret: give none of them.\n\n" + exit_codes_help
     )
     create.add_argument("name", help="Display name, e.g. 'Analytics export'.")
     create.add_argument("--slug", help="URL-safe id (default: slugified NAME).")
@@ -117,7 +118,8 @@ def add_create_arguments(create: CommandParser, exit_codes_help: str) -> None:
         "--auth-method",
         choices=AuthMethod.values,
         help="Client authentication at the token endpoint, with --authorize-url "
-        "(default: client_secret_basic, which RFC 6749 §2.3.1 requires servers to support).",
+        "(default: client_secret_basic, which RFC 6749 §2.3.1 requires servers to support; "
+        "none: a public client, no secret, PKCE).",
     )
     create.add_argument(
         "--token-param",
@@ -206,7 +208,9 @@ def create_arguments(options: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def read_client_secret(*, client_secret: str | None, client_secret_file: str | None) -> str:
+def read_client_secret(*, client_secret: str | None, client_secret_file: str | None) -> str | None:
+    """The secret from the option, the file or the environment; None when none was given (a
+    public client has none; the service says whether the provider needs one)."""
     if client_secret is not None:
         return client_secret
     if client_secret_file is not None:
@@ -219,11 +223,16 @@ def read_client_secret(*, client_secret: str | None, client_secret_file: str | N
         except OSError as exc:
             raise CommandError(f"Cannot read --client-secret-file: {exc.strerror}") from exc
         return text.rstrip("\r\n")
-    if SECRET_ENV in os.environ:
-        return os.environ[SECRET_ENV]
-    raise CommandError(
-        f"No client secret: pass --client-secret-file PATH, set {SECRET_ENV}, "
-        "or pass --client-secret."
+    return os.environ.get(SECRET_ENV)
+
+
+def create_refusal(exc: ServiceError, *, secret_given: bool) -> CommandError:
+    """A refused `connection create`; for a secret needed but not given, where it comes from."""
+    error = refusal(exc, CREATE_OPTIONS)
+    if exc.field != "client_secret" or secret_given:
+        return error
+    return CommandError(
+        f"{error} Pass --client-secret-file PATH, set {SECRET_ENV}, or pass --client-secret."
     )
 
 

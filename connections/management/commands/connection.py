@@ -14,11 +14,11 @@ from connections import lifecycle, monitoring, services
 from connections.links import build_reauth_link
 from connections.management.commands._configure import (
     CONSUMER_OPTIONS,
-    CREATE_OPTIONS,
     add_consumers_arguments,
     add_create_arguments,
     consumer_arguments,
     create_arguments,
+    create_refusal,
     non_negative_int,
     positive_int,
     read_client_secret,
@@ -182,12 +182,12 @@ class Command(BaseCommand):
         try:
             saved = services.connection_create(
                 name=name,
-                client_secret=secret,
+                client_secret=secret or "",
                 backup=backup_connection,
                 **create_arguments(options),
             )
         except services.ServiceError as exc:
-            raise refusal(exc, CREATE_OPTIONS) from exc
+            raise create_refusal(exc, secret_given=secret is not None) from exc
         for note in saved.notes:
             self.stderr.write(note)
         connection = saved.connection
