@@ -5,6 +5,8 @@
    against the same URL answering 401, and 100 concurrent requests on one expired token;
    needs the wrk load generator;
 2. sweep (bench/sweep.py): selection and throughput of the access-token sweep;
+   API list (bench/api_list.py): `GET /api/v1/connections` at 10,000 connections, paginated
+   against the former unpaginated answer;
    dashboard (bench/dashboard.py): the list page's server time, bytes and queries at 100,
    1,000 and 10,000 connections;
 3. single flight (bench/single_flight.py): the engine against naive callers, in-process, at the
@@ -29,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency", type=float, default=0.1, help="token endpoint latency (s)")
     parser.add_argument(
         "--only",
-        choices=("token-api", "sweep", "dashboard", "single-flight"),
+        choices=("token-api", "sweep", "api-list", "dashboard", "single-flight"),
         help="run just this one",
     )
     args = parser.parse_args(argv)
@@ -43,8 +45,10 @@ def main(argv: list[str] | None = None) -> int:
         token_api.run()
     if args.only in (None, "sweep"):
         sweep.run()
+    # In child processes: each configures Django on a database of its own.
+    if args.only in (None, "api-list"):
+        subprocess.run([sys.executable, str(ROOT / "bench" / "api_list.py")], check=True)
     if args.only in (None, "dashboard"):
-        # In a child process: it configures Django on a database of its own.
         subprocess.run([sys.executable, str(ROOT / "bench" / "dashboard.py")], check=True)
     if args.only not in (None, "single-flight"):
         return 0
