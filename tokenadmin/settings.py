@@ -150,6 +150,11 @@ if TOKENADMIN_DEMO:
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default=f"tokenadmin@{_site.hostname}")
 
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = _site.scheme == "https"
+# Cookies ignore ports: another Django site on the same host name (a local provider on
+# 127.0.0.1:9000, say) would overwrite Django's default `sessionid`/`csrftoken` and end a consent
+# trip as "started in another browser".
+SESSION_COOKIE_NAME = "tokenadmin_session"
+CSRF_COOKIE_NAME = "tokenadmin_csrftoken"
 # Only behind a proxy that sets X-Forwarded-Proto itself; otherwise any client could claim https.
 if env.bool("TRUST_X_FORWARDED_PROTO", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -14,6 +14,7 @@ from datetime import timedelta
 
 import pytest
 import time_machine
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection as db
 from django.test import Client
@@ -259,7 +260,7 @@ def test_it_offers_the_confirmation_to_a_staff_user_who_consented_in_the_same_br
     assert 'value="confirm"' in html
     # Its form posts with Origin and Referer intact (a `no-referrer` page would fail CSRF).
     assert response["Referrer-Policy"] == "same-origin"
-    token = browser.cookies["csrftoken"].value
+    token = browser.cookies[settings.CSRF_COOKIE_NAME].value
     confirmed = browser.post(
         staff_confirm_path(dot_connection),
         {"action": "confirm", "csrfmiddlewaretoken": token},
