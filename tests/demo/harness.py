@@ -12,6 +12,7 @@ child), readiness by polling an HTTP endpoint while watching for an early exit.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -45,10 +46,11 @@ def skip_reason() -> str | None:
     """Why the demo cannot be started from these tests, or None."""
     if shutil.which("git") is None:
         return "needs git (the demo runs in a copy of the checkout's files)"
-    stamps = list(VENV.glob(".installed-dev-*")) + list(VENV.glob(".installed-demo-*"))
-    if not stamps:
-        # run.sh would `pip install -e` from the copy, repointing the shared .venv at it.
-        return "needs .venv installed by `make venv` (or `make test`) first"
+    # As run.sh names its stamps: without one for this pyproject.toml, run.sh would
+    # `pip install -e` from the copy, repointing the shared .venv at a folder soon deleted.
+    digest = hashlib.sha256((PROJECT_ROOT / "pyproject.toml").read_bytes()).hexdigest()[:16]
+    if not any((VENV / f".installed-{kind}{digest}").exists() for kind in ("dev-", "demo-")):
+        return "needs .venv installed for this pyproject.toml: run `make venv` (or `make test`)"
     return None
 
 
