@@ -99,7 +99,8 @@ def token_request_param_errors(params: Any) -> list[str]:
 
 
 def token_request_header_errors(headers: Any) -> list[str]:
-    """What is wrong with `headers`; never quotes a value (a header may carry a secret)."""
+    """What is wrong with `headers`. Extra headers are configuration, stored and shown in the
+    admin as such, not secrets; a message still never quotes a value."""
     errors = _text_pairs(headers, what="Extra token-request headers")
     if errors:
         return errors
@@ -113,6 +114,9 @@ def token_request_header_errors(headers: Any) -> list[str]:
             )
         elif CONTROL_CHARS.search(value):
             errors.append(f"The value of header {name} has a line break or control character.")
+        elif not value.isascii():
+            # HTTP sends header values as Latin-1 at best; anything else fails every request.
+            errors.append(f"The value of header {name} must be ASCII text.")
     return errors
 
 

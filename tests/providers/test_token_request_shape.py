@@ -264,6 +264,8 @@ def test_it_refuses_an_extra_parameter_tokenadmin_sends_itself(name):
         ({"token_request_params": {" ": "1"}}, "token_request_params", "need a name"),
         ({"token_request_headers": {"X-Key": True}}, "token_request_headers", "must be text"),
         ({"token_request_headers": {"X Key": "v"}}, "token_request_headers", "not a valid HTTP"),
+        # http.client cannot encode it: every token request would fail, blamed on the provider.
+        ({"token_request_headers": {"X-Unit": "€uro"}}, "token_request_headers", "ASCII"),
         ({"token_request_encoding": "xml"}, "token_request_encoding", "not a valid choice"),
     ],
 )
