@@ -83,9 +83,13 @@ def set_env_value(text: str, key: str, value: str) -> str:
     lines = text.splitlines(keepends=True)
     found = False
     for index, line in enumerate(lines):
-        match = ASSIGNMENT.match(line.rstrip("\r\n"))
+        body = line.rstrip("\r\n")
+        match = ASSIGNMENT.match(body)
         if match and match.group(1) == key:
-            lines[index] = f"{key}={value}\n"
+            # Kept as written: an `export ` prefix (a .env that shell scripts source) and the
+            # line's own ending.
+            export = "export " if body.startswith("export ") else ""
+            lines[index] = f"{export}{key}={value}{line[len(body) :]}"
             found = True
     if not found:
         if lines and not lines[-1].endswith("\n"):
@@ -137,14 +141,16 @@ def update_site_url(*, path: Path, site_url: str) -> str | None:
     Returns the value it replaced ("" when there was none), or None when it already matched.
     The file is replaced atomically (a temporary file renamed over it) with the same mode, so
     a crash never leaves a half-written .env and its keys."""
-    text = path.read_text(encoding="utf-8")
+    path = path.resolve()  # a symlinked .env keeps its link: the file it names is replaced
+    with path.open(encoding="utf-8", newline="") as fh:  # line endings as they are
+        text = fh.read()
     current = read_env_value(text, "SITE_URL")
     if current is not None and current.strip().rstrip("/") == site_url:
         return None
     mode = path.stat().st_mode & 0o777
     fd, tmp = tempfile.mkstemp(prefix=".env.", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
             fh.write(set_env_value(text, "SITE_URL", site_url))
         os.chmod(tmp, mode)
         os.replace(tmp, path)
@@ -167,11 +173,15 @@ def site_url_in_effect(*, path: Path, environ: dict[str, str]) -> str:
 
 
 def bind_port(*, site_url: str, environ: dict[str, str]) -> str:
-    """The port to listen on: PORT when set, else SITE_URL's explicit port, else 8000."""
+    """The port to listen on: PORT when set, else a local SITE_URL's explicit port, else 8000.
+
+    Only a loopback SITE_URL names our own port: any other is what a proxy in front listens on
+    (https://tokens.example.com:8443), which gunicorn must not try to take."""
     if environ.get("PORT"):
         return environ["PORT"]
     try:
-        port = urlsplit(site_url).port
+        parts = urlsplit(site_url)
+        port = parts.port if parts.hostname in LOOPBACK_NAMES else None
     except ValueError:
         port = None
     return str(port) if port else DEFAULT_PORT

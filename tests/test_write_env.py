@@ -109,12 +109,24 @@ def test_it_replaces_every_assignment_and_adds_one_when_missing(env_file):
     )
     run_script(env_file, SITE_URL=NEW_SITE)
     assert env_file.read_text() == (
-        f"SECRET_KEY=k\nSITE_URL={NEW_SITE}\nSITE_URL={NEW_SITE}\n# SITE_URL=x\n"
+        f"SECRET_KEY=k\nSITE_URL={NEW_SITE}\nexport SITE_URL={NEW_SITE}\n# SITE_URL=x\n"
     )
+    env_file.write_text(f"SECRET_KEY=k\r\nSITE_URL={OLD_SITE}\r\n")  # line endings kept
+    run_script(env_file, SITE_URL=NEW_SITE)
+    assert env_file.read_bytes() == f"SECRET_KEY=k\r\nSITE_URL={NEW_SITE}\r\n".encode()
     env_file.write_text("SECRET_KEY=k")  # no SITE_URL, no final newline
     result = run_script(env_file, SITE_URL=NEW_SITE)
     assert env_file.read_text() == f"SECRET_KEY=k\nSITE_URL={NEW_SITE}\n"
     assert "added SITE_URL" in result.stdout
+
+
+def test_it_rewrites_the_file_a_symlinked_env_names_and_keeps_the_link(env_file):
+    target = env_file.with_name("real.env")
+    target.write_text(f"SECRET_KEY=k\nSITE_URL={OLD_SITE}\n")
+    env_file.symlink_to(target)
+    run_script(env_file, SITE_URL=NEW_SITE)
+    assert env_file.is_symlink()
+    assert target.read_text() == f"SECRET_KEY=k\nSITE_URL={NEW_SITE}\n"
 
 
 @pytest.mark.parametrize(
@@ -135,6 +147,8 @@ def test_it_refuses_a_site_url_that_is_not_an_http_url_and_changes_nothing(env_f
         ({"SITE_URL": NEW_SITE}, f"18700 {NEW_SITE}"),
         ({"SITE_URL": NEW_SITE, "PORT": "9000"}, f"9000 {NEW_SITE}"),
         ({"SITE_URL": "https://tokenadmin.example.com"}, "8000 https://tokenadmin.example.com"),
+        # Behind a proxy the port is the proxy's, not ours to take.
+        ({"SITE_URL": "https://tokens.example.com:8443"}, "8000 https://tokens.example.com:8443"),
         ({}, f"18700 {OLD_SITE}"),  # from .env
     ],
 )
