@@ -35,6 +35,7 @@ logger = logging.getLogger(__name__)
 
 REQUEST_LIFETIME = timedelta(minutes=15)
 ACCOUNT_MISMATCH = "account_mismatch"
+WRONG_BROWSER = "wrong_browser"
 
 
 class AuthorizationFailed(Exception):
@@ -125,7 +126,7 @@ def _claim_request(*, state: str, browser_secret: str) -> AuthorizationRequest:
         )
     if not secrets.compare_digest(request.browser_hash, sha256_hex(browser_secret)):
         raise AuthorizationFailed(
-            "wrong_browser",
+            WRONG_BROWSER,
             "This authorization was started in another browser. Open the link again here.",
             connection=connection,
         )

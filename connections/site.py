@@ -32,13 +32,12 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 
-from connections.authorize import AuthorizationFailed
+from connections.authorize import WRONG_BROWSER, AuthorizationFailed
 
 logger = logging.getLogger(__name__)
 
 # Added to the redirect's query: seen again on another host name means a redirect loop.
 REDIRECT_MARK = "site_redirect"
-WRONG_BROWSER = "wrong_browser"
 
 View = Callable[..., HttpResponse]
 
@@ -65,7 +64,7 @@ def site_url_for(request: HttpRequest) -> str:
 
 def redirect_to_site_host(request: HttpRequest) -> HttpResponse | None:
     """A redirect to SITE_URL when a GET arrives on another host name; None to serve it here."""
-    if request.method not in ("GET", "HEAD") or is_site_host(request):
+    if request.method != "GET" or is_site_host(request):
         return None
     if REDIRECT_MARK in request.GET:
         logger.warning(

@@ -192,7 +192,9 @@ def _warning_lead_times() -> tuple[timedelta, ...]:
         )
     if durations is None and days is None:
         durations = ["10m", "5m"] if TOKENADMIN_DEMO else ["14d", "7d", "3d", "1d"]
-    leads = [timedelta(days=n) for n in days or () if n > 0]
+    if any(n <= 0 for n in days or ()):
+        raise ImproperlyConfigured("TOKENADMIN_WARNING_DAYS: each lead time must be 1 or more.")
+    leads = [timedelta(days=n) for n in days or ()]
     for text in durations or ():
         try:
             leads.append(parse_duration(text))

@@ -73,6 +73,13 @@ def test_it_still_reads_warning_days(lead_env):
     assert project_settings._warning_lead_times() == (30 * DAY, 7 * DAY)
 
 
+@pytest.mark.parametrize("days", ["7,0", "-1"])
+def test_it_refuses_a_warning_day_below_one_as_lead_times_refuse_0m(lead_env, days):
+    lead_env.setenv("TOKENADMIN_WARNING_DAYS", days)
+    with pytest.raises(ImproperlyConfigured, match="TOKENADMIN_WARNING_DAYS: each lead time"):
+        project_settings._warning_lead_times()
+
+
 def test_it_refuses_both_spellings_at_once(lead_env):
     lead_env.setenv("TOKENADMIN_WARNING_DAYS", "7")
     lead_env.setenv("TOKENADMIN_WARNING_LEAD_TIMES", "10m")
