@@ -160,3 +160,15 @@ def test_it_answers_404_for_an_unknown_connection(admin_client):
 
 def test_alert_rule_factory_is_importable():
     assert AlertRuleFactory  # used by the action tests
+
+
+def test_it_shows_the_refresh_margin_in_effect_not_only_the_configured_one(admin_client):
+    now = timezone.now()
+    short = ConnectionFactory(  # two-minute tokens: refreshed a minute ahead, not 300 s
+        authorized=True, last_refreshed_at=now, access_expires_at=now + timedelta(minutes=2)
+    )
+    page = admin_client.get(url(short)).content.decode()
+    assert "60 s before expiry" in page and "configured 300 s" in page
+    hourly = ConnectionFactory(authorized=True, last_refreshed_at=now)
+    page = admin_client.get(url(hourly)).content.decode()
+    assert "300 s before expiry" in page and "configured" not in page
