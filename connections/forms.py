@@ -11,15 +11,16 @@ from django import forms
 
 from connections.models import AuthMethod, Connection
 from connections.presets import list_presets
-from connections.services import EDITABLE_CONNECTION_FIELDS
+from connections.services import EDITABLE_CONNECTION_FIELDS, ServiceError, choose_client_secret
 
 
 class ConnectionAdminForm(forms.ModelForm):
     """The connection form with a write-only client secret.
 
     The secret is typed into a password input that is never pre-filled. On edit, leaving it blank
-    keeps the stored secret, so an admin can change a scope without knowing the secret. On add,
-    blank is for a public client; the model says whether the provider needs a secret.
+    keeps the stored secret, so an admin can change a scope without knowing the secret, and a
+    move to a public client removes it (`services.choose_client_secret`). On add, blank is for
+    a public client; the model says whether the provider needs a secret.
     """
 
     # Django 6 will assume https for scheme-less URLs; say so now (and silence the warning).
@@ -39,7 +40,10 @@ class ConnectionAdminForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         field = self.fields["new_client_secret"]
         if self.instance.pk:
-            field.help_text = "Write-only. Leave blank to keep the stored secret."
+            field.help_text = (
+                "Write-only. Leave blank to keep the stored secret (a move to a public client "
+                "removes it)."
+            )
         else:
             field.help_text = (
                 "Write-only: it is stored encrypted and never shown again. Blank for a public "
@@ -49,9 +53,20 @@ class ConnectionAdminForm(forms.ModelForm):
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
         # The model checks the secret against the provider's client authentication: show it
-        # the one typed (blank on edit keeps the stored one).
-        if typed := cleaned.get("new_client_secret"):
-            self.instance.client_secret = typed
+        # the one the service will store (blank on edit keeps the stored one, or removes it on
+        # a move to a public client).
+        secret = cleaned.get("new_client_secret") or None
+        provider = cleaned.get("provider")
+        if self.instance.pk and provider is not None:
+            try:
+                secret, _ = choose_client_secret(
+                    connection=self.instance, provider=provider, client_secret=secret
+                )
+            except ServiceError as exc:
+                self.add_error("new_client_secret", str(exc))
+                return cleaned
+        if secret is not None:
+            self.instance.client_secret = secret
         return cleaned
 
     def _update_errors(self, errors: forms.ValidationError) -> None:

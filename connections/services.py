@@ -179,9 +179,15 @@ def connection_update(
     refused = [name for name in changes if name not in EDITABLE_CONNECTION_FIELDS]
     if refused:
         raise ServiceError(f"{refused[0]!r} is not an editable setting.", field=refused[0])
+    notes: list[str] = []
+    if "provider" in changes:
+        client_secret, note = choose_client_secret(
+            connection=connection, provider=changes["provider"], client_secret=client_secret
+        )
+        notes += [note] if note else []
     for name, value in changes.items():
         setattr(connection, name, value)
-    fields, notes, added = list(changes), [], ()
+    fields, added = list(changes), ()
     if connection.scopes and ("scopes" in changes or "provider" in changes):
         connection.scopes, added = _with_refresh_scopes(connection.scopes, connection.provider)
         if added:
@@ -201,6 +207,39 @@ def connection_update(
         raise ServiceError(_slug_taken(connection.slug), field="slug") from exc
     connection.refresh_from_db(fields=["refresh_due_at", "renew_due_at"])
     return ConnectionSaved(connection, tuple(notes), added)
+
+
+def choose_client_secret(
+    *, connection: Connection, provider: Provider, client_secret: str | None
+) -> tuple[str | None, str]:
+    """The client secret `connection_update` stores when `connection` moves to `provider`
+    (None: keep the stored one), and a note saying what happened to it.
+
+    A move to a public client (client authentication `none`) with no secret given removes the
+    stored one: it would never be sent, and no front door can leave a stored secret out. A move
+    from a public client to one that needs a secret must bring the secret along. Whatever else
+    does not fit is refused by `Connection.clean` (a secret given for a public client).
+
+    What is stored decides, not `connection`: a ModelForm has already set its provider."""
+    stored = Connection.objects.filter(pk=connection.pk).values_list("provider_id", "client_secret")
+    stored_provider_id, stored_secret = stored.first() or (provider.pk, "")
+    if provider.pk == stored_provider_id:
+        return client_secret, ""
+    method = provider.token_endpoint_auth_method
+    if method == AuthMethod.NONE:
+        if client_secret is None and stored_secret:
+            return "", (
+                f"Client secret removed: {provider.name} is a public client (client "
+                "authentication none), which has no secret."
+            )
+        return client_secret, ""
+    if not (client_secret or (client_secret is None and stored_secret)):
+        raise ServiceError(
+            f"{provider.name} authenticates with {method}, and this connection has no client "
+            "secret: give the client secret along with the move.",
+            field="client_secret",
+        )
+    return client_secret, ""
 
 
 def provider_create(*, fields: Mapping[str, Any]) -> Provider:

@@ -16,7 +16,7 @@ from connections.models import AuthMethod, Connection, Provider
 from connections.presets import PresetError, provider_from_urls
 from connections.services import ServiceError
 from tests.factories import ConnectionFactory, ProviderFactory
-from tests.support.admin import NO_INLINE_ROWS, form_data
+from tests.support.admin import NO_INLINE_ROWS, change_url, form_data
 from tests.support.cli import command_fails, run_command
 
 pytestmark = pytest.mark.django_db
@@ -108,24 +108,47 @@ def test_an_edit_refuses_a_secret_for_a_public_client_and_keeps_the_rest():
     assert Connection.objects.get(pk=connection.pk).name == "Renamed"
 
 
-def test_a_connection_moves_between_a_confidential_and_a_public_provider_with_its_secret():
-    public = ProviderFactory(token_endpoint_auth_method=AuthMethod.NONE)
-    confidential = ProviderFactory()
-    connection = ConnectionFactory(provider=confidential, client_secret=SECRET)
-    with pytest.raises(ServiceError) as info:  # the stored secret does not fit a public client
-        services.connection_update(connection=connection, changes={"provider": public})
-    assert info.value.field == "client_secret"
-    connection = Connection.objects.get(pk=connection.pk)
-    services.connection_update(
-        connection=connection, changes={"provider": public}, client_secret=""
-    )
+def test_a_move_to_a_public_provider_without_a_secret_removes_the_stored_one():
+    public = ProviderFactory(token_endpoint_auth_method=AuthMethod.NONE, name="Looker BI")
+    connection = ConnectionFactory(provider=ProviderFactory(), client_secret=SECRET)
+    saved = services.connection_update(connection=connection, changes={"provider": public})
     stored = Connection.objects.get(pk=connection.pk)
     assert stored.provider == public
     assert (stored.client_secret, stored.client_secret_set_at) == ("", None)
-    services.connection_update(
-        connection=stored, changes={"provider": confidential}, client_secret=SECRET
-    )
+    assert any("secret removed" in note and "Looker BI" in note for note in saved.notes)
+    assert SECRET not in " ".join(saved.notes)
+
+
+def test_a_secret_given_with_a_move_to_a_public_provider_is_refused():
+    public = ProviderFactory(token_endpoint_auth_method=AuthMethod.NONE)
+    connection = ConnectionFactory(provider=ProviderFactory(), client_secret=SECRET)
+    with pytest.raises(ServiceError) as info:
+        services.connection_update(
+            connection=connection, changes={"provider": public}, client_secret="CS-other"
+        )
+    assert info.value.field == "client_secret" and "Leave the secret out" in str(info.value)
     assert Connection.objects.get(pk=connection.pk).client_secret == SECRET
+
+
+def test_a_move_from_a_public_provider_needs_a_secret_and_says_so():
+    confidential = ProviderFactory(name="Acme API")
+    public = ProviderFactory(token_endpoint_auth_method=AuthMethod.NONE)
+    connection = ConnectionFactory(provider=public, client_secret="")
+    for given in (None, ""):
+        with pytest.raises(ServiceError) as info:
+            services.connection_update(
+                connection=connection, changes={"provider": confidential}, client_secret=given
+            )
+        assert info.value.field == "client_secret"
+        assert "Acme API" in str(info.value) and "give the client secret" in str(info.value)
+        connection = Connection.objects.get(pk=connection.pk)
+        assert connection.provider == public
+    services.connection_update(
+        connection=connection, changes={"provider": confidential}, client_secret=SECRET
+    )
+    stored = Connection.objects.get(pk=connection.pk)
+    assert (stored.provider, stored.client_secret) == (confidential, SECRET)
+    assert stored.client_secret_set_at is not None
 
 
 def test_a_provider_cannot_become_public_under_connections_that_hold_a_secret():
@@ -260,6 +283,42 @@ def test_the_admin_refuses_a_provider_edit_that_breaks_its_connections(admin_cli
     errors = response.context["adminform"].form.errors
     assert "holds-a-secret" in errors["token_endpoint_auth_method"][0]
     assert Provider.objects.get(pk=provider.pk).token_endpoint_auth_method == "client_secret_basic"
+
+
+def admin_move(admin_client, connection: Connection, provider: Provider, secret: str):
+    data = form_data(admin_client.get(change_url(connection)))
+    data |= {"provider": provider.pk, "new_client_secret": secret}
+    return admin_client.post(change_url(connection), data, follow=True)
+
+
+def test_the_admin_moves_a_connection_to_a_public_provider_and_removes_its_secret(admin_client):
+    public = ProviderFactory(token_endpoint_auth_method=AuthMethod.NONE, name="Looker BI")
+    connection = ConnectionFactory(provider=ProviderFactory(), client_secret=SECRET)
+    response = admin_move(admin_client, connection, public, "")
+    assert response.redirect_chain, response.context["adminform"].form.errors
+    stored = Connection.objects.get(pk=connection.pk)
+    assert (stored.provider, stored.client_secret, stored.client_secret_set_at) == (
+        public,
+        "",
+        None,
+    )
+    assert "secret removed" in response.content.decode()
+    assert SECRET not in response.content.decode()
+
+
+def test_the_admin_says_to_type_the_secret_when_moving_off_a_public_provider(admin_client):
+    confidential = ProviderFactory(name="Acme API")
+    public = ProviderFactory(token_endpoint_auth_method=AuthMethod.NONE)
+    connection = ConnectionFactory(provider=public, client_secret="")
+    response = admin_move(admin_client, connection, confidential, "")
+    assert not response.redirect_chain
+    errors = response.context["adminform"].form.errors
+    assert "give the client secret" in errors["new_client_secret"][0]
+    assert Connection.objects.get(pk=connection.pk).provider == public
+    response = admin_move(admin_client, connection, confidential, SECRET)
+    assert response.redirect_chain, response.context["adminform"].form.errors
+    stored = Connection.objects.get(pk=connection.pk)
+    assert (stored.provider, stored.client_secret) == (confidential, SECRET)
 
 
 # --- the dashboard -------------------------------------------------------------------------
