@@ -42,6 +42,7 @@ def credentials_box(
     password: str,
     heading: str = "Created the superuser for the dashboard and /admin/:",
     note: str = "This password will NOT be shown again. Store it now.",
+    reset_prefix: str = "",
 ) -> str:
     """Return the one-time message showing the new admin credentials."""
     lines = [
@@ -51,7 +52,7 @@ def credentials_box(
         f"    password: {password}",
         "",
         note,
-        f"(Reset it later with: manage.py changepassword {username})",
+        f"(Reset it later with: {reset_prefix}manage.py changepassword {username})",
     ]
     width = max(len(line) for line in lines)
     border = "+" + "-" * (width + 2) + "+"

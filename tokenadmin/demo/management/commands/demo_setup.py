@@ -23,6 +23,7 @@ class Command(BaseCommand):
             password=report.admin_password,
             heading="The demo's dashboard and /admin/ login:",
             note="A new password on every `make demo` (the demo has its own database).",
+            reset_prefix="TOKENADMIN_DEMO=1 ",
         )
         self.stdout.write(self.style.WARNING(box))
         site = settings.SITE_URL
