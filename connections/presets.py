@@ -314,6 +314,16 @@ def _pick_auth_method(supported: tuple[str, ...]) -> str:
     )
 
 
+def auth_method_for_issuer(issuer: str) -> str:
+    """The client authentication a connection to `issuer` will use, known before discovery: that
+    of the provider already made for it (an admin may have switched it to none), else the
+    picker's default (both methods discovery can pick need a client secret)."""
+    existing = _same_issuer(issuer)
+    if existing is not None:
+        return existing.token_endpoint_auth_method
+    return _pick_auth_method(())
+
+
 def provider_from_issuer(issuer: str) -> Provider:
     """A Provider from OIDC Discovery / RFC 8414 metadata; reused if one has this issuer.
 
