@@ -34,6 +34,7 @@ from connections.presets import (
     REFRESH_SCOPES,
     TOKEN_REQUEST_FIELDS,
     PresetError,
+    auth_method_for_issuer,
     get_preset,
     provider_from_issuer,
     provider_from_preset,
@@ -411,8 +412,7 @@ def _provider_from_source(
             made = provider_from_preset(found.slug, params=dict(preset_params or {}))
             return made, [f"Note on preset {found.slug}: {found.notes}"] if found.notes else []
         if issuer:
-            # Discovery picks client_secret_basic or client_secret_post: a secret is needed.
-            _check_secret(AuthMethod.CLIENT_SECRET_BASIC, has_secret=has_secret)
+            _check_secret(auth_method_for_issuer(issuer), has_secret=has_secret)
             return provider_from_issuer(issuer), []
         auth_method = endpoints["auth_method"]
         _check_secret(auth_method or AuthMethod.CLIENT_SECRET_BASIC, has_secret=has_secret)

@@ -91,6 +91,19 @@ def test_it_checks_the_secret_against_an_existing_provider():
     assert info.value.field == "client_secret"
 
 
+def test_an_issuer_whose_provider_an_admin_made_public_takes_no_secret():
+    issuer = "https://login.pub.example"
+    public = ProviderFactory(
+        issuer=issuer, token_endpoint_auth_method=AuthMethod.NONE, use_pkce=True
+    )
+    connection = create(client_secret="", issuer=issuer + "/").connection
+    assert connection.provider == public and connection.client_secret == ""
+    with pytest.raises(ServiceError) as info:  # no discovery: the existing provider is used
+        create(client_secret=SECRET, issuer=issuer, slug="second")
+    assert info.value.field == "client_secret" and "public client" in str(info.value)
+    assert list(Provider.objects.all()) == [public]
+
+
 def test_an_edit_refuses_a_secret_for_a_public_client_and_keeps_the_rest():
     connection = ConnectionFactory(
         provider=ProviderFactory(token_endpoint_auth_method=AuthMethod.NONE),
