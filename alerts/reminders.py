@@ -107,7 +107,10 @@ def lead_times(rules: Iterable[AlertRule]) -> list[Lead]:
 
 
 def due_lead(deadline: datetime, leads: Sequence[Lead], *, now: datetime) -> Lead | None:
-    """The most urgent lead time already reached before `deadline` (None: none yet, or past)."""
+    """The most urgent lead time already reached before `deadline` (None: none yet, or past).
+
+    A past deadline gets none, so some run must fall between the shortest lead and the deadline:
+    system check tokenadmin.E006 keeps the job's period shorter than that lead."""
     left = deadline - now
     if left <= timedelta(0):
         return None
