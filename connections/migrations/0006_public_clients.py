@@ -14,18 +14,30 @@ OLD_METHOD = "client_secret_post"
 
 
 def make_preset_public_clients(apps, schema_editor):
+    """Queryset updates only: no row is loaded, so no secret is decrypted (and a row whose
+    ciphertext cannot be decrypted is blanked like any other)."""
     Provider = apps.get_model("connections", "Provider")
     Connection = apps.get_model("connections", "Connection")
-    providers = Provider.objects.filter(
-        preset__in=PUBLIC_PRESETS, token_endpoint_auth_method=OLD_METHOD, use_pkce=True
+    providers = list(
+        Provider.objects.filter(
+            preset__in=PUBLIC_PRESETS, token_endpoint_auth_method=OLD_METHOD, use_pkce=True
+        ).values_list("pk", flat=True)
     )
-    for provider in providers:
-        provider.token_endpoint_auth_method = "none"
-        provider.save(update_fields=["token_endpoint_auth_method"])
-        for connection in Connection.objects.filter(provider=provider):
-            connection.client_secret = ""
-            connection.client_secret_set_at = None
-            connection.save(update_fields=["client_secret", "client_secret_set_at"])
+    Provider.objects.filter(pk__in=providers).update(token_endpoint_auth_method="none")
+    Connection.objects.filter(provider__in=providers).update(
+        client_secret="", client_secret_set_at=None
+    )
+
+
+def make_public_clients_post_again(apps, schema_editor):
+    """Back to a schema that knows no `none`: every public-client provider (the Looker ones
+    this migration changed, and any made or switched since) says client_secret_post again.
+    The stand-in secrets removed going forward cannot be restored: their connections have no
+    secret, and an admin must type one in before the older code can refresh them."""
+    Provider = apps.get_model("connections", "Provider")
+    Provider.objects.filter(token_endpoint_auth_method="none").update(
+        token_endpoint_auth_method=OLD_METHOD
+    )
 
 
 class Migration(migrations.Migration):
@@ -45,5 +57,5 @@ class Migration(migrations.Migration):
                 max_length=32,
             ),
         ),
-        migrations.RunPython(make_preset_public_clients, migrations.RunPython.noop),
+        migrations.RunPython(make_preset_public_clients, make_public_clients_post_again),
     ]

@@ -3,12 +3,10 @@ provider's client authentication is `none`, and a secret given for a public clie
 
 The rule is `Connection.clean` (through `client_secret_error`); the services check it before a
 provider is made, and the CLI, the admin and the dashboard show the refusal at their own input.
+Migration 0006 (Looker providers made public): tests/connections/test_migrations.py.
 """
 
-from importlib import import_module
-
 import pytest
-from django.apps import apps
 from django.urls import reverse
 
 from connections import services
@@ -360,31 +358,3 @@ def test_the_dashboard_shows_the_secret_rule_next_to_the_secret(admin_client):
     assert response.status_code == 400
     assert "is required" in response.context["form"].errors["client_secret"][0]
     assert not Connection.objects.exists() and not Provider.objects.exists()
-
-
-# --- the migration -------------------------------------------------------------------------
-
-
-def test_the_migration_makes_older_looker_providers_public_but_keeps_edits():
-    migration = import_module("connections.migrations.0006_public_clients")
-    looker = ProviderFactory(preset="looker", token_endpoint_auth_method="client_secret_post")
-    stand_in = ConnectionFactory(provider=looker, client_secret="stand-in")
-    edited = ProviderFactory(
-        preset="looker", token_endpoint_auth_method="client_secret_post", use_pkce=False
-    )
-    other = ProviderFactory(preset="google", token_endpoint_auth_method="client_secret_post")
-    kept = ConnectionFactory(provider=other, client_secret=SECRET)
-
-    migration.make_preset_public_clients(apps, None)
-
-    looker.refresh_from_db()
-    assert looker.token_endpoint_auth_method == AuthMethod.NONE
-    stand_in.refresh_from_db()
-    assert (stand_in.client_secret, stand_in.client_secret_set_at) == ("", None)
-    stand_in.full_clean()  # the connection now fits its provider
-    edited.refresh_from_db()
-    other.refresh_from_db()
-    assert edited.token_endpoint_auth_method == other.token_endpoint_auth_method
-    assert other.token_endpoint_auth_method == "client_secret_post"
-    kept.refresh_from_db()
-    assert kept.client_secret == SECRET
