@@ -9,7 +9,8 @@ from typing import Any
 
 from django import forms
 
-from connections.models import AuthMethod, Connection
+from connections.models import AuthMethod, Connection, Provider
+from connections.models.provider import client_secret_error
 from connections.presets import list_presets
 from connections.services import EDITABLE_CONNECTION_FIELDS, ServiceError, choose_client_secret
 
@@ -52,28 +53,29 @@ class ConnectionAdminForm(forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
-        # The model checks the secret against the provider's client authentication: show it
-        # the one the service will store (blank on edit keeps the stored one, or removes it on
-        # a move to a public client).
-        secret = cleaned.get("new_client_secret") or None
         provider = cleaned.get("provider")
-        if self.instance.pk and provider is not None:
+        if provider and (
+            error := self._client_secret_error(provider, cleaned.get("new_client_secret"))
+        ):
+            self.add_error("new_client_secret", error)
+        return cleaned
+
+    def _client_secret_error(self, provider: Provider, typed: str | None) -> str | None:
+        """The model's secret rule (which this form, lacking a `client_secret` field, excludes
+        from the model's validation), on the secret the service will store: the one typed, else
+        the stored one, which a move to a public client removes."""
+        secret = typed or None
+        if self.instance.pk:
             try:
                 secret, _ = choose_client_secret(
                     connection=self.instance, provider=provider, client_secret=secret
                 )
             except ServiceError as exc:
-                self.add_error("new_client_secret", str(exc))
-                return cleaned
-        if secret is not None:
-            self.instance.client_secret = secret
-        return cleaned
-
-    def _update_errors(self, errors: forms.ValidationError) -> None:
-        # The model's `client_secret` is typed into `new_client_secret` here.
-        if hasattr(errors, "error_dict") and "client_secret" in errors.error_dict:
-            errors.error_dict["new_client_secret"] = errors.error_dict.pop("client_secret")
-        super()._update_errors(errors)
+                return str(exc)
+        has_secret = bool(self.instance.client_secret if secret is None else secret)
+        return client_secret_error(
+            auth_method=provider.token_endpoint_auth_method, has_secret=has_secret
+        )
 
     def typed_secret(self) -> str | None:
         """The new client secret, or None to keep the stored one."""

@@ -203,22 +203,31 @@ class Connection(models.Model):
     # Dashboard pages at /connections/<word>/ that a connection's page would otherwise shadow.
     RESERVED_SLUGS = frozenset({"add", "discover"})
 
+    def clean_fields(self, exclude: Iterable[str] | None = None) -> None:
+        """The fields, then the client secret against the provider's client authentication: it
+        is there exactly when the provider needs one (a public client has none).
+
+        Here, not in `clean()`, because only this method knows what is excluded (Django's
+        documented way for such rules): a ModelForm without the `client_secret` field (the
+        admin's, with its write-only secret input) excludes it and applies the rule itself, at
+        its own input; Django could not show an error for a field the form does not have."""
+        super().clean_fields(exclude=exclude)
+        if "client_secret" in (exclude or ()) or self.provider_id is None:
+            return
+        if error := client_secret_error(
+            auth_method=self.provider.token_endpoint_auth_method,
+            has_secret=bool(self.client_secret),
+        ):
+            raise ValidationError({"client_secret": error})
+
     def clean(self) -> None:
-        """A slug must not name a dashboard page. The client secret is there exactly when the
-        provider's client authentication needs one (a public client has none). A backup chain
-        must end somewhere: the token service follows it when a primary cannot serve, so a
-        connection may not back itself up, directly or around a loop."""
+        """A slug must not name a dashboard page. A backup chain must end somewhere: the token
+        service follows it when a primary cannot serve, so a connection may not back itself up,
+        directly or around a loop."""
         if self.slug in self.RESERVED_SLUGS:
             raise ValidationError(
                 {"slug": f"{self.slug!r} names a dashboard page; choose another slug."}
             )
-        if self.provider_id is not None and (
-            error := client_secret_error(
-                auth_method=self.provider.token_endpoint_auth_method,
-                has_secret=bool(self.client_secret),
-            )
-        ):
-            raise ValidationError({"client_secret": error})
         if self.backup_id is None or self.pk is None:
             return  # nothing can point back at a connection that is not saved yet
         if self.backup_id == self.pk:

@@ -279,6 +279,7 @@ def test_the_admin_shows_a_refused_secret_next_to_the_secret_field(admin_client)
     response = admin_add(admin_client, public, SECRET)
     assert response.status_code == 200
     errors = response.context["adminform"].form.errors
+    assert len(errors["new_client_secret"]) == 1
     assert "public client" in errors["new_client_secret"][0]
     assert SECRET not in response.content.decode()
     assert not Connection.objects.exists()
@@ -324,6 +325,7 @@ def test_the_admin_says_to_type_the_secret_when_moving_off_a_public_provider(adm
     response = admin_move(admin_client, connection, confidential, "")
     assert not response.redirect_chain
     errors = response.context["adminform"].form.errors
+    assert len(errors["new_client_secret"]) == 1  # said once, with what to do
     assert "give the client secret" in errors["new_client_secret"][0]
     assert Connection.objects.get(pk=connection.pk).provider == public
     response = admin_move(admin_client, connection, confidential, SECRET)
