@@ -1,9 +1,9 @@
 """Where a provider's token-request quirks are configured: presets, the CLI (typed-in endpoints,
 through `services.connection_create`) and the Provider admin (through `services.provider_*`).
-Each refuses what cannot be sent as asked, names the input at fault and keeps what it had."""
+Each refuses what cannot be sent as asked, names the input at fault and keeps what it had.
+Migration 0005 (quirks for older preset providers): tests/connections/test_migrations.py."""
 
 import json
-from datetime import timedelta
 
 import pytest
 from django.urls import reverse
@@ -11,7 +11,6 @@ from django.urls import reverse
 from connections.models import Connection, Provider
 from connections.presets import (
     PresetError,
-    list_presets,
     provider_from_preset,
     provider_from_urls,
 )
@@ -186,50 +185,3 @@ def test_the_admin_refuses_a_reserved_header_next_to_the_field_and_keeps_the_old
     assert "tokenadmin sets it" in " ".join(errors)
     provider.refresh_from_db()
     assert provider.token_request_headers == {"Accept": "application/json"}
-
-
-# --- providers made before presets carried quirks ------------------------------------------
-
-
-def test_the_migration_gives_older_preset_providers_their_quirks_but_keeps_edits():
-    from importlib import import_module
-
-    from django.apps import apps
-
-    migration = import_module("connections.migrations.0005_preset_token_request_quirks")
-    shop = ProviderFactory(preset="shopify")
-    edited = ProviderFactory(preset="atlassian", token_request_headers={"X-Edit": "1"})
-    edited_encoding = ProviderFactory(preset="notion", token_request_encoding="form")
-    salesforce = ProviderFactory(preset="salesforce")
-    typed_in = ProviderFactory(preset="")
-
-    migration.fill_preset_quirks(apps, None)
-
-    shop.refresh_from_db()
-    assert shop.token_request_params == {"expiring": "1"}
-    edited.refresh_from_db()  # the encoding was still the default; the headers are kept
-    assert (edited.token_request_encoding, edited.token_request_headers) == (
-        "json",
-        {"X-Edit": "1"},
-    )
-    edited_encoding.refresh_from_db()
-    assert edited_encoding.token_request_encoding == "json"
-    salesforce.refresh_from_db()
-    assert salesforce.access_token_lifetime == timedelta(hours=2)
-    typed_in.refresh_from_db()
-    assert typed_in.token_request_params == {} and typed_in.token_request_encoding == "form"
-
-
-def test_the_migration_carries_what_the_presets_say():
-    from importlib import import_module
-
-    from connections.presets import get_preset
-
-    migration = import_module("connections.migrations.0005_preset_token_request_quirks")
-    for slug, quirks in migration.QUIRKS.items():
-        preset = get_preset(slug)
-        assert {name: getattr(preset, name) for name in quirks} == quirks, slug
-    with_quirks = {p.slug for p in list_presets() if p.quirks()}
-    assert with_quirks == set(migration.QUIRKS)
-    lifetime = get_preset("salesforce").access_token_lifetime
-    assert timedelta(seconds=lifetime) == migration.SALESFORCE_SESSION_TIMEOUT
