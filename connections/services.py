@@ -7,7 +7,8 @@ form field in a message, so every front door can show the message as it is.
 
 Sections:
 - connections: create, update, enable / disable (validation through the model, due times always
-  recomputed, backup chains without cycles, scope rules such as `offline_access`);
+  recomputed, backup chains without cycles, scope rules such as `offline_access`); where a new
+  connection's provider comes from is `connections.provider_sources`, called from here only;
 - tokens: serve a valid token with safe failover, report a token a provider rejected.
 """
 
@@ -28,18 +29,8 @@ from django.utils.text import slugify
 
 from connections import serving
 from connections.models import ApiKey, AuthMethod, Connection, ConsumerSchedule, Provider
-from connections.models.provider import client_secret_error
-from connections.presets import (
-    ENDPOINT_LABELS,
-    REFRESH_SCOPES,
-    TOKEN_REQUEST_FIELDS,
-    PresetError,
-    auth_method_for_issuer,
-    get_preset,
-    provider_from_issuer,
-    provider_from_preset,
-    provider_from_urls,
-)
+from connections.presets import REFRESH_SCOPES, PresetError
+from connections.provider_sources import provider_from_source
 from connections.serving import ServedToken
 from connections.status import evaluate_expiry
 
@@ -71,7 +62,6 @@ EDITABLE_CONNECTION_FIELDS = (
     "refresh_expiry_override",
     "health_check_url",
 )
-ENDPOINT_FIELDS = ("token_url", "revoke_url", "userinfo_url", "auth_method", *TOKEN_REQUEST_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -139,23 +129,27 @@ def connection_create(
     if refresh_threshold is not None:
         connection.refresh_threshold = refresh_threshold
     _validate(connection, exclude=["provider"])
-    connection.provider, notes = _provider_from_source(
-        has_secret=bool(client_secret),
-        provider=provider,
-        preset=preset,
-        preset_params=preset_params,
-        issuer=issuer,
-        endpoints={
-            "authorize_url": authorize_url,
-            "token_url": token_url,
-            "revoke_url": revoke_url,
-            "userinfo_url": userinfo_url,
-            "auth_method": auth_method,
-            "token_request_params": token_request_params,
-            "token_request_headers": token_request_headers,
-            "token_request_encoding": token_request_encoding,
-        },
-    )
+    endpoints = {
+        "authorize_url": authorize_url,
+        "token_url": token_url,
+        "revoke_url": revoke_url,
+        "userinfo_url": userinfo_url,
+        "auth_method": auth_method,
+        "token_request_params": token_request_params,
+        "token_request_headers": token_request_headers,
+        "token_request_encoding": token_request_encoding,
+    }
+    try:
+        connection.provider, notes = provider_from_source(
+            has_secret=bool(client_secret),
+            provider=provider,
+            preset=preset,
+            preset_params=preset_params,
+            issuer=issuer,
+            endpoints=endpoints,
+        )
+    except PresetError as exc:
+        raise ServiceError(str(exc), field=exc.field) from exc
     connection.scopes, added = _with_refresh_scopes(_scope_text(scopes), connection.provider)
     if added:
         notes.append(_refresh_scope_note(added, connection.provider))
@@ -362,75 +356,6 @@ def _new_connection_slug(slug: str | None, name: str) -> str:
     if Connection.objects.filter(slug=slug).exists():
         raise ServiceError(_slug_taken(slug), field="slug")
     return slug
-
-
-def _provider_from_source(
-    *,
-    has_secret: bool,
-    provider: Provider | None,
-    preset: str | None,
-    preset_params: Mapping[str, str] | None,
-    issuer: str | None,
-    endpoints: dict[str, Any],
-) -> tuple[Provider, list[str]]:
-    """The provider from the one source given, and notes about it (a preset's gotchas).
-
-    A new provider is made only when the client secret fits the client authentication its
-    source declares (`Connection.clean` checks the provider finally made or reused)."""
-    sources = {"provider": provider, "preset": preset, "issuer": issuer}
-    sources["authorize_url"] = endpoints["authorize_url"]
-    given = [name for name, value in sources.items() if value]
-    if len(given) != 1:
-        raise ServiceError(
-            "Give the provider one way: an existing provider, a preset, an issuer to discover, "
-            "or its authorization and token endpoints.",
-            field=given[1] if given else None,
-        )
-    if preset_params and not preset:
-        raise ServiceError("Preset parameters go with a preset.", field="preset_params")
-    for name in ENDPOINT_FIELDS:
-        if endpoints[name] and given != ["authorize_url"]:
-            if name in TOKEN_REQUEST_FIELDS:
-                message = (
-                    "Token-request parameters, headers and encoding go with typed-in endpoints; "
-                    "those of a preset or discovered provider are edited on the provider."
-                )
-            else:
-                message = (
-                    f"{ENDPOINT_LABELS.get(name, 'A client authentication method')} goes with "
-                    "typed-in endpoints, after the authorization endpoint."
-                )
-            raise ServiceError(message, field=name)
-    if given == ["authorize_url"] and not endpoints["token_url"]:
-        raise ServiceError("The authorization endpoint needs a token endpoint.", field="token_url")
-    try:
-        if provider is not None:
-            return provider, []
-        if preset:
-            found = get_preset(preset)
-            _check_secret(found.token_endpoint_auth_method, has_secret=has_secret)
-            made = provider_from_preset(found.slug, params=dict(preset_params or {}))
-            return made, [f"Note on preset {found.slug}: {found.notes}"] if found.notes else []
-        if issuer:
-            _check_secret(auth_method_for_issuer(issuer), has_secret=has_secret)
-            return provider_from_issuer(issuer), []
-        auth_method = endpoints["auth_method"]
-        _check_secret(auth_method or AuthMethod.CLIENT_SECRET_BASIC, has_secret=has_secret)
-        return provider_from_urls(
-            endpoints["authorize_url"] or "",
-            endpoints["token_url"] or "",
-            revoke_url=endpoints["revoke_url"] or "",
-            userinfo_url=endpoints["userinfo_url"] or "",
-            auth_method=auth_method,
-            token_request={name: endpoints[name] for name in TOKEN_REQUEST_FIELDS},
-        ), []
-    except PresetError as exc:
-        raise ServiceError(str(exc), field=exc.field) from exc
-
-
-def _check_secret(auth_method: str, *, has_secret: bool) -> None:
-    if error := client_secret_error(auth_method=auth_method, has_secret=has_secret):
-        raise ServiceError(error, field="client_secret")
 
 
 def _scope_text(scopes: str | Iterable[str]) -> str:
