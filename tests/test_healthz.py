@@ -20,7 +20,8 @@ from django.db import connection as db_connection
 from django.test import Client
 from django_q.models import Schedule, Task
 
-from tests.background.cluster import Background, background, declare_schedules, wait_for
+from tests.background.cluster import Background, background, declare_schedules
+from tests.support.polling import wait_for
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 SWEEP_NAME = "tokenadmin: access-token sweep"

@@ -25,8 +25,9 @@ from connections.models import (
     RefreshAttempt,
 )
 from connections.models.provider import RefreshExpiry
-from tests.background.cluster import Background, authorized_connection, background, wait_for
+from tests.background.cluster import Background, authorized_connection, background
 from tests.factories import ConnectionFactory, ProviderFactory, provider_for
+from tests.support.polling import wait_for
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 OUTSIDE = "203.0.113.7"  # TEST-NET-3: not in the default allow-list

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from typing import Any, Self
 
-from tests.local_server import LocalServer
+from tests.support.http_server import LocalServer
 
 MAX_AGE_SECONDS = 300
 # The part of a receiver's URL that must stay secret (a Slack webhook's path is its credential).

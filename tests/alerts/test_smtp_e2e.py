@@ -34,10 +34,11 @@ from connections.models import Connection, StatusChange
 from tests.alerts.life import FOOTER, LINK
 from tests.alerts.smtp import Delivered, SmtpInbox
 from tests.authserver.harness import AuthServer
-from tests.background.cluster import Background, QCluster, background, declare_schedules, wait_for
+from tests.background.cluster import Background, QCluster, background, declare_schedules
 from tests.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.databases import test_database_url
 from tests.factories import provider_for
+from tests.support.polling import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -19,7 +19,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from django_q.status import Stat
 from connections.models import Connection, Provider
 from tests.authserver.harness import AuthServer
 from tests.databases import test_database_url
+from tests.support.polling import wait_for
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 60.0
@@ -198,22 +199,6 @@ def background(tmp_path: Path) -> Iterator[Background]:
     finally:
         processes.close()
         print(processes.report())
-
-
-def wait_for(predicate: Callable[[], Any], *, timeout: float, interval: float = 0.1) -> Any:
-    """Poll `predicate` until it returns something truthy; return it, or None after `timeout`.
-
-    Real processes on real clocks: the cluster's scheduler ticks every 30 s, so waiting is the
-    only way to observe it (time-machine cannot reach into another process).
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            return None
-        time.sleep(interval)
 
 
 def authorized_connection(

@@ -31,16 +31,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler
 from typing import Any
-from urllib.parse import parse_qs
 
 from connections import oauth
 from connections.authorize import callback_url, store_grant
 from connections.lifecycle import client_for
 from connections.models import Connection
 from tests.factories import ConnectionFactory, ProviderFactory
-from tests.local_server import LocalServer
+from tests.support.http_server import LocalServer, Request, Response, handler_for
 
 SLIDING = "sliding"
 ABSOLUTE = "absolute"
@@ -107,7 +105,7 @@ class FakeProvider(LocalServer):
         self._refresh: dict[str, RefreshRecord] = {}
         self._access: dict[str, AccessRecord] = {}
         self._faults: list[Reply] = []
-        super().__init__(self._handler())
+        super().__init__(handler_for(self._respond))
 
     # --- addresses ----------------------------------------------------------------------------
     @property
@@ -286,35 +284,12 @@ class FakeProvider(LocalServer):
             return Reply(self.canary_status, {"ok": self.canary_status == 200})
         return Reply(404, "not found")
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def _serve(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length).decode() if length else ""
-                form = {key: values[0] for key, values in parse_qs(raw).items()}
-                reply = fake._answer(self.command, self.path.split("?")[0], form, self.headers)
-                body = reply.body
-                content_type = "text/plain"
-                if isinstance(body, dict):
-                    body, content_type = json.dumps(body), "application/json"
-                data = body.encode()
-                self.send_response(reply.status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(data)))
-                self.send_header("Cache-Control", "no-store")
-                for name, value in reply.headers.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = do_POST = _serve
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        return Handler
+    def _respond(self, request: Request) -> Response:
+        reply = self._answer(request.method, request.path, request.form, request.headers)
+        body, content_type = reply.body, "text/plain"
+        if isinstance(body, dict):
+            body, content_type = json.dumps(body), "application/json"
+        return Response(reply.status, body.encode(), content_type, reply.headers)
 
 
 @contextmanager

@@ -25,9 +25,9 @@ from tests.background.cluster import (
     authorized_connection,
     background,
     declare_schedules,
-    wait_for,
 )
 from tests.factories import provider_for
+from tests.support.polling import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

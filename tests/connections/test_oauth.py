@@ -19,7 +19,7 @@ import pytest
 from django.utils import timezone
 
 from connections import oauth
-from tests.local_server import LocalServer
+from tests.support.http_server import LocalServer
 
 ACCESS = "PLAINTEXT-ACCESS-5b1f0c9e"
 REFRESH = "PLAINTEXT-REFRESH-77aa01d4"

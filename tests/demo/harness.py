@@ -20,7 +20,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ import requests
 
 from tests.authserver.harness import find_free_port
 from tests.processes import wait_for_http
+from tests.support.polling import wait_for
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 VENV = PROJECT_ROOT / ".venv"
@@ -166,14 +166,10 @@ class DemoSite:
 
     def wait_for(self, predicate, *, timeout: float, what: str, every: float = 2.0) -> Any:
         """Poll `predicate()` until it returns something truthy; DemoError with the log if not."""
-        deadline = time.monotonic() + timeout
-        while True:
-            value = predicate()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise DemoError(f"no {what} within {timeout:.0f} s:\n{self.read_log()}")
-            time.sleep(every)
+        value = wait_for(predicate, timeout=timeout, interval=every)
+        if not value:
+            raise DemoError(f"no {what} within {timeout:.0f} s:\n{self.read_log()}")
+        return value
 
     def get(self, path: str, **kwargs: Any) -> requests.Response:
         return requests.get(self.site_url + path, timeout=10, **kwargs)

@@ -20,12 +20,11 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
-from tests.local_server import LocalServer
 from tests.providers.contracts import CLIENT_ID, CLIENT_SECRET, DAY, Contract
+from tests.support.http_server import LocalServer, Request, Response, handler_for
 
 
 @dataclass
@@ -75,7 +74,7 @@ class ContractServer(LocalServer):
         self._lock = threading.Lock()
         self._codes: dict[str, Code] = {}
         self._refresh: dict[str, RefreshRecord] = {}
-        super().__init__(self._handler())
+        super().__init__(handler_for(self._respond))
 
     def url_for(self, real_url: str) -> str:
         """Where this fake serves the endpoint documented at `real_url` (same path)."""
@@ -300,38 +299,16 @@ class ContractServer(LocalServer):
             return urlencode(flat).encode(), "application/x-www-form-urlencoded"
         return json.dumps(reply.body).encode(), "application/json; charset=utf-8"
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def _serve(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length).decode() if length else ""
-                path = self.path.split("?")[0]
-                reply = fake._answer(self.command, path, self.headers, raw)
-                data, content_type = fake._encode(reply, self.headers)
-                if (
-                    path == fake.token_path
-                    and fake.lose_next_refresh_reply_for
-                    and ("refresh_token" in reply.body)
-                ):
-                    # The provider did the work; its answer never arrives in time.
-                    delay, fake.lose_next_refresh_reply_for = fake.lose_next_refresh_reply_for, 0
-                    fake.counts["replies_lost"] += 1
-                    time.sleep(delay)
-                try:
-                    self.send_response(reply.status)
-                    self.send_header("Content-Type", content_type)
-                    self.send_header("Content-Length", str(len(data)))
-                    self.send_header("Cache-Control", "no-store")
-                    self.end_headers()
-                    self.wfile.write(data)
-                except OSError:
-                    pass  # the client gave up waiting
-
-            do_GET = do_POST = _serve
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        return Handler
+    def _respond(self, request: Request) -> Response:
+        reply = self._answer(request.method, request.path, request.headers, request.body)
+        data, content_type = self._encode(reply, request.headers)
+        if (
+            request.path == self.token_path
+            and self.lose_next_refresh_reply_for
+            and ("refresh_token" in reply.body)
+        ):
+            # The provider did the work; its answer never arrives in time.
+            delay, self.lose_next_refresh_reply_for = self.lose_next_refresh_reply_for, 0
+            self.counts["replies_lost"] += 1
+            time.sleep(delay)
+        return Response(reply.status, data, content_type, reply.headers)

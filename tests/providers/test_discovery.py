@@ -16,7 +16,7 @@ import pytest
 from connections import oauth
 from connections.models import Provider
 from connections.presets import PresetError, provider_from_issuer
-from tests.local_server import LocalServer
+from tests.support.http_server import LocalServer
 
 pytestmark = pytest.mark.django_db
 

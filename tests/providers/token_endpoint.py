@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl
 
-from tests.local_server import LocalServer
+from tests.support.http_server import LocalServer
 
 
 @dataclass
