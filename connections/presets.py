@@ -30,6 +30,7 @@ from django.utils.text import slugify
 from connections import oauth
 from connections.models import AuthMethod, BodyEncoding, Provider, RefreshExpiry
 from connections.models.provider import pkce_error, validate_token_request
+from connections.token_requests import settings_that_differ, token_request_quirks
 
 PRESETS_FILE = Path(__file__).with_name("presets.json")
 
@@ -59,8 +60,6 @@ ENDPOINT_LABELS = {
     "revoke_url": "The revocation endpoint",
     "userinfo_url": "The userinfo endpoint",
 }
-# A Provider's token-request quirks: what the code exchange and every refresh send besides RFC 6749.
-TOKEN_REQUEST_FIELDS = ("token_request_params", "token_request_headers", "token_request_encoding")
 
 
 class PresetError(ValueError):
@@ -376,7 +375,7 @@ def provider_from_urls(
     """A Provider from typed-in endpoints; reused if one has the same two endpoints.
 
     `auth_method` is the client authentication (None: client_secret_basic for a new provider)
-    and `token_request` holds the token-request quirks (`TOKEN_REQUEST_FIELDS`; None or empty:
+    and `token_request` holds the token-request quirks (`connections.token_requests`; None or empty:
     the plain RFC 6749 request). Reusing a provider whose client authentication or quirks differ
     from those given is refused: it would change the token requests of every connection at it.
     Token behaviour is unknown until a token response or an override says otherwise.
@@ -394,18 +393,18 @@ def provider_from_urls(
         raise PresetError(
             f"Unknown client authentication method {auth_method!r}.", field="auth_method"
         )
-    quirks = _token_request_quirks(token_request or {})
+    try:
+        quirks = token_request_quirks(token_request or {})
+    except ValidationError as exc:
+        field, messages = next(iter(exc.message_dict.items()))
+        raise PresetError(" ".join(messages), field=field) from None
     existing = Provider.objects.filter(authorize_url=authorize_url, token_url=token_url).first()
     if existing is not None:
-        given = {name: value for name, value in quirks.items() if value != _PLAIN[name]}
-        if auth_method is not None:
-            given["token_endpoint_auth_method"] = auth_method
-        differ = [name for name, value in given.items() if getattr(existing, name) != value]
-        if differ:
+        if differ := settings_that_differ(existing, quirks=quirks, auth_method=auth_method):
             raise PresetError(
                 f"Provider {existing.slug!r} already has these endpoints, with other token-request "
                 "settings; edit the provider instead, or leave them out to use it as it is.",
-                field=_GIVEN_AS.get(differ[0], differ[0]),
+                field=differ[0],
             )
         return existing
     host = urlsplit(token_url).netloc
@@ -419,25 +418,3 @@ def provider_from_urls(
         token_endpoint_auth_method=auth_method or AuthMethod.CLIENT_SECRET_BASIC,
         **quirks,
     )
-
-
-_PLAIN = {"token_request_params": {}, "token_request_headers": {}, "token_request_encoding": "form"}
-_GIVEN_AS = {"token_endpoint_auth_method": "auth_method"}  # the argument that carried it
-
-
-def _token_request_quirks(given: Mapping[str, Any]) -> dict[str, Any]:
-    """The token-request fields of a new Provider from `given` (blank: plain), validated as the
-    model validates them."""
-    quirks = {name: given.get(name) or _PLAIN[name] for name in TOKEN_REQUEST_FIELDS}
-    try:
-        validate_token_request(
-            params=quirks["token_request_params"],
-            headers=quirks["token_request_headers"],
-            encoding=quirks["token_request_encoding"],
-        )
-    except ValidationError as exc:
-        field, messages = next(iter(exc.message_dict.items()))
-        raise PresetError(" ".join(messages), field=field) from None
-    for name in ("token_request_params", "token_request_headers"):
-        quirks[name] = dict(quirks[name])
-    return quirks

@@ -17,7 +17,6 @@ from connections.models import AuthMethod, Provider
 from connections.models.provider import client_secret_error
 from connections.presets import (
     ENDPOINT_LABELS,
-    TOKEN_REQUEST_FIELDS,
     PresetError,
     auth_method_for_issuer,
     get_preset,
@@ -25,6 +24,7 @@ from connections.presets import (
     provider_from_preset,
     provider_from_urls,
 )
+from connections.token_requests import TOKEN_REQUEST_FIELDS
 
 # The inputs that go with typed-in endpoints only.
 ENDPOINT_FIELDS = ("token_url", "revoke_url", "userinfo_url", "auth_method", *TOKEN_REQUEST_FIELDS)
