@@ -140,9 +140,13 @@ def _serve(connection: Connection, serve: Callable[[], ServedToken]) -> JsonResp
 
 
 def _parse_min_ttl(request: HttpRequest) -> int | None:
+    """Absent: None. Present, it is what the OpenAPI document says: whole seconds, no sign, no
+    blank (`int()` alone would take "", " 5", "+5" and non-ASCII digits)."""
     raw = request.GET.get("min_ttl")
-    if raw is None or raw == "":
+    if raw is None:
         return None
+    if not (raw.isascii() and raw.isdigit()):
+        raise ValueError(raw)
     value = int(raw)
     if not 0 <= value <= 86400:
         raise ValueError(raw)

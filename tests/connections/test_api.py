@@ -129,7 +129,8 @@ def test_it_answers_409_when_a_person_must_act():
 def test_it_validates_min_ttl():
     ConnectionFactory(slug="analytics", authorized=True)
     _, raw_key = ApiKey.issue(name="all", all_connections=True)
-    for bad in ("abc", "-5", "999999"):
+    # Also blank, a sign, a space and an Arabic-Indic five, which int() alone would take.
+    for bad in ("abc", "-5", "999999", "", "+5", "%205", "%D9%A5"):
         response = _client_with(raw_key).get(f"/api/v1/connections/analytics/token?min_ttl={bad}")
         assert response.status_code == 400
 
