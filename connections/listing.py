@@ -10,7 +10,6 @@ follow `next` and never build one. Only the columns the summary shows are read: 
 from __future__ import annotations
 
 import base64
-import binascii
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -78,7 +77,7 @@ def decode_cursor(cursor: str) -> str:
     try:
         raw = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True)
         slug = raw.decode("ascii")
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # not base64 (binascii.Error), not ASCII, not an ASCII slug inside
         slug = ""
     if not _SLUG.fullmatch(slug):
         raise ServiceError(

@@ -136,6 +136,7 @@ def test_it_refuses_an_unknown_status_naming_the_known_ones(status):
         base64.urlsafe_b64encode(b"../etc").decode(),
         base64.urlsafe_b64encode(b"\x00\xff").decode(),
         base64.urlsafe_b64encode("café".encode()).decode(),
+        "\U000548d5\x1c",  # not ASCII at all (schemathesis found it answered 500)
     ],
 )
 def test_it_refuses_a_cursor_it_did_not_issue(cursor):
