@@ -262,3 +262,14 @@ class TokenAdmin:
     def stop(self) -> None:
         if self.process is not None:
             _stop(self.process)
+
+    def expire_access_token(self, slug: str) -> None:
+        """Make `slug`'s access token expired a second ago, as time would."""
+        self.manage(
+            "shell",
+            "-c",
+            "from datetime import timedelta; from django.utils import timezone; "
+            "from connections.models import Connection; "
+            f"Connection.objects.filter(slug={slug!r})"
+            ".update(access_expires_at=timezone.now() - timedelta(seconds=1))",
+        )

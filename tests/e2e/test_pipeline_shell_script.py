@@ -129,17 +129,6 @@ def pipeline(
     return Pipeline(site_url=tokenadmin.site_url, shim_dir=shim_dir, argv_log=argv_log)
 
 
-def expire_access_token(tokenadmin: TokenAdmin, slug: str) -> None:
-    tokenadmin.manage(
-        "shell",
-        "-c",
-        "from datetime import timedelta; from django.utils import timezone; "
-        "from connections.models import Connection; "
-        f"Connection.objects.filter(slug={slug!r})"
-        ".update(access_expires_at=timezone.now() - timedelta(seconds=1))",
-    )
-
-
 def stored_refresh_token(tokenadmin: TokenAdmin, slug: str) -> str:
     """The stored refresh token, only so the test can revoke the grant at the provider."""
     code = (
@@ -199,7 +188,7 @@ def test_it_serves_a_pipeline_script_through_expiry_rejection_and_revocation(
 
     lap("expired")
     # c. The access token expired: the script gets a new one, from exactly one refresh.
-    expire_access_token(tokenadmin, slug)
+    tokenadmin.expire_access_token(slug)
     before = refreshes(oidc)
     second = pipeline.token(slug, key=key)
     after = refreshes(oidc)
