@@ -96,3 +96,17 @@ def test_axe_finds_no_serious_violation(fleet, staff_page, screenshot, serious_a
     staff_page.goto("/")
     screenshot(staff_page, "dashboard-list-axe")
     assert serious_axe_violations(staff_page) == []
+
+
+@pytest.mark.parametrize("path", ["/", "connection"])
+def test_a_phone_reads_it_without_sideways_scrolling(fleet, staff_page, screenshot, path):
+    """At 390 px the tables become cards: nothing is wider than the screen."""
+    if path == "connection":
+        path = f"/connections/{Connection.objects.get(name='Nightly analytics').slug}/"
+    staff_page.set_viewport_size({"width": 390, "height": 844})
+    staff_page.goto(path)
+    overflow = staff_page.evaluate(
+        "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    screenshot(staff_page, "dashboard-phone" if path == "/" else "connection-page-phone")
+    assert overflow <= 0, f"{path} is {overflow} px wider than a 390 px phone"
