@@ -84,11 +84,12 @@ def staff_user(transactional_db: None) -> Any:
 @pytest.fixture
 def page_for(browser: Any, live_site: str) -> Iterator[Callable[..., Any]]:
     """`page_for(user)` → a fresh page (own context, own cookies) logged in as `user`, or
-    anonymous for `None`. Pages close at the end of the test."""
+    anonymous for `None`; `origin=` another name of the live site (default `live_site`). Pages
+    close at the end of the test."""
     contexts: list[Any] = []
 
-    def open_page(user: Any | None = None) -> Any:
-        context = browser.new_context(viewport=VIEWPORT, base_url=live_site)
+    def open_page(user: Any | None = None, *, origin: str = live_site) -> Any:
+        context = browser.new_context(viewport=VIEWPORT, base_url=origin)
         context.set_default_timeout(TIMEOUT_MS)
         contexts.append(context)
         if user is not None:
@@ -96,7 +97,7 @@ def page_for(browser: Any, live_site: str) -> Iterator[Callable[..., Any]]:
             client.force_login(user)
             cookie = client.cookies[settings.SESSION_COOKIE_NAME]
             context.add_cookies(
-                [{"name": settings.SESSION_COOKIE_NAME, "value": cookie.value, "url": live_site}]
+                [{"name": settings.SESSION_COOKIE_NAME, "value": cookie.value, "url": origin}]
             )
         return context.new_page()
 

@@ -10,13 +10,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from django.conf import settings as django_settings
-from django.test import Client, override_settings
+from django.test import override_settings
 
 from connections.links import build_reauth_link
 from connections.models import Connection
 from tests.authserver.harness import AuthServer
-from tests.browser.conftest import TIMEOUT_MS, VIEWPORT
 from tests.factories import provider_for
 
 pytestmark = pytest.mark.browser
@@ -44,28 +42,6 @@ def pending(names: tuple[str, str], auth_server: AuthServer) -> Connection:
     )
 
 
-@pytest.fixture
-def page_at(browser: Any) -> Any:
-    """`page_at(origin, user=None)`: a page with its own cookies, logged in on that origin."""
-    contexts: list[Any] = []
-
-    def open_page(origin: str, user: Any | None = None) -> Any:
-        context = browser.new_context(viewport=VIEWPORT, base_url=origin)
-        context.set_default_timeout(TIMEOUT_MS)
-        contexts.append(context)
-        if user is not None:
-            client = Client()
-            client.force_login(user)
-            cookie = client.cookies[django_settings.SESSION_COOKIE_NAME].value
-            name = django_settings.SESSION_COOKIE_NAME
-            context.add_cookies([{"name": name, "value": cookie, "url": origin}])
-        return context.new_page()
-
-    yield open_page
-    for context in contexts:
-        context.close()
-
-
 def consent_as_alice(page: Any, auth_server: AuthServer) -> None:
     page.wait_for_url(auth_server.base_url + "/accounts/login/**")
     page.fill("input[name=username]", "alice")
@@ -77,12 +53,12 @@ def consent_as_alice(page: Any, auth_server: AuthServer) -> None:
 
 
 def test_a_link_made_for_127_0_0_1_completes_consent_on_localhost(
-    names, pending, auth_server, page_at, screenshot
+    names, pending, auth_server, page_for, screenshot
 ):
     site, other = names
     with override_settings(SITE_URL=other):
         link = build_reauth_link(pending)  # printed by a CLI that read another SITE_URL
-    page = page_at(other)
+    page = page_for(origin=other)
     page.goto(link)
     consent_as_alice(page, auth_server)
     screenshot(page, "site-host-connected")
@@ -92,10 +68,10 @@ def test_a_link_made_for_127_0_0_1_completes_consent_on_localhost(
 
 
 def test_authorize_on_127_0_0_1_completes_consent_on_localhost(
-    names, pending, auth_server, page_at, staff_user
+    names, pending, auth_server, page_for, staff_user
 ):
     site, other = names
-    page = page_at(other, staff_user)
+    page = page_for(staff_user, origin=other)
     page.goto("/connections/analytics/")
     page.get_by_role("button", name="Authorize in this browser").click()
     consent_as_alice(page, auth_server)
