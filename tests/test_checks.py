@@ -17,6 +17,7 @@ from connections.checks import (
 )
 from tests.databases import test_database_url
 from tests.factories import ConnectionFactory
+from tests.support.settings_env import real_settings_env
 
 
 def test_it_accepts_the_default_timing():
@@ -145,17 +146,10 @@ def test_it_rejects_a_monitor_cron_it_cannot_read(settings):
 
 def run_check(**env: str) -> subprocess.CompletedProcess[str]:
     """`manage.py check` under the project's real settings and a clean TOKENADMIN_ environment."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("TOKENADMIN_", "DJANGO_"))}
     return subprocess.run(
         [sys.executable, "manage.py", "check"],
         cwd=settings.BASE_DIR,
-        env=clean
-        | {
-            "DJANGO_SETTINGS_MODULE": "tokenadmin.settings",
-            "SECRET_KEY": "check-secret-key",
-            "ENCRYPTION_KEY": "check-encryption-key",
-            **env,
-        },
+        env=real_settings_env(**env),
         capture_output=True,
         text=True,
         timeout=60,

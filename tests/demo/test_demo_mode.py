@@ -12,6 +12,7 @@ from django.conf import settings
 from django.test import Client
 
 from tests.demo.harness import PROJECT_ROOT
+from tests.support.settings_env import real_settings_env
 
 # Prints what a process with the project's real settings (not the test settings) has.
 PROBE = """
@@ -49,18 +50,10 @@ DEPLOYMENT_ENV = {
 
 
 def probe(**env: str) -> dict:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("TOKENADMIN_", "DJANGO_"))}
-    clean = {k: v for k, v in clean.items() if k not in DEPLOYMENT_ENV}
     result = subprocess.run(
         [sys.executable, "-c", PROBE],
         cwd=PROJECT_ROOT,
-        env=clean
-        | {
-            "DJANGO_SETTINGS_MODULE": "tokenadmin.settings",
-            "SECRET_KEY": "probe-secret-key",
-            "ENCRYPTION_KEY": "probe-encryption-key",
-            **env,
-        },
+        env=real_settings_env(drop=tuple(DEPLOYMENT_ENV), **env),
         capture_output=True,
         text=True,
         timeout=60,
