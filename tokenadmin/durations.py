@@ -8,7 +8,6 @@ import re
 from datetime import timedelta
 
 _DURATION = re.compile(r"^(\d{1,9})\s*([dhms]?)$")
-_UNITS = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds", "": "days"}
 _SECONDS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
 
 
@@ -17,7 +16,7 @@ def parse_duration(text: str) -> timedelta:
     match = _DURATION.match(text.strip().lower())
     if not match or int(match.group(1)) == 0:
         raise ValueError(f"{text!r} is not a duration; use e.g. 90d, 12h, 30m, 3600s or 90 (days)")
-    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    return timedelta(seconds=int(match.group(1)) * _SECONDS[match.group(2) or "d"])
 
 
 def format_duration(value: timedelta) -> str:
